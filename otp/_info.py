@@ -1,0 +1,84 @@
+"""Looking at processes: `is_alive`, `processes`, `process_info`."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from . import _node
+from ._values import Pid
+from .reports import describe_entry
+
+__all__ = ["ProcessInfo", "is_alive", "process_info", "processes"]
+
+Status = Literal["running", "runnable", "waiting", "exiting"]
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessInfo:
+    """A snapshot of one process, taken by `process_info`."""
+
+    pid: Pid
+    registered_name: str | None
+    status: Status
+    message_queue_len: int
+    message_count: int
+    links: tuple[Pid, ...]
+    monitors: tuple[Pid, ...]
+    monitored_by: tuple[Pid, ...]
+    trap_exit: bool
+    parent: Pid
+    initial_call: str
+    behaviour: type | None
+    application: str | None
+
+
+def _check_pid(pid: object) -> Pid:
+    if type(pid) is not Pid:
+        raise TypeError(f"expected a Pid, got {pid!r} ({type(pid).__name__})")
+    return pid
+
+
+def is_alive(pid: Pid) -> bool:
+    """True while the local process `pid` has not ended."""
+    proc = _check_pid(pid)._proc
+    return proc is not None and not proc.finished
+
+
+def processes() -> list[Pid]:
+    """Every live process of the node, oldest first."""
+    node = _node.current
+    return [] if node is None else [proc.pid for proc in node.procs.values()]
+
+
+def process_info(pid: Pid) -> ProcessInfo | None:
+    """What the runtime knows of `pid` now, or None if it is not alive."""
+    proc = _check_pid(pid)._proc
+    if proc is None or proc.finished:
+        return None
+    status: Status
+    if proc.exiting:
+        status = "exiting"
+    elif proc is asyncio.current_task(proc.get_loop()):
+        status = "running"
+    elif proc.waiter is not None:
+        status = "waiting"
+    else:
+        status = "runnable"
+    entry: Any = proc.entry
+    return ProcessInfo(
+        pid=proc.pid,
+        registered_name=proc.regname,
+        status=status,
+        message_queue_len=len(proc.mbox or ()),
+        message_count=proc.msg_count,
+        links=tuple(proc.links or ()),
+        monitors=tuple((proc.monitors or {}).values()),
+        monitored_by=tuple((proc.watchers or {}).values()),
+        trap_exit=proc.trap,
+        parent=proc.parent,
+        initial_call=describe_entry(entry),
+        behaviour=proc.behaviour,
+        application=proc.app,
+    )

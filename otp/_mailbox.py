@@ -1,0 +1,166 @@
+"""Mailboxes: `send` appends, `receive` takes the first message its `match` accepts.
+
+A waiting receiver leaves its predicate on the process. `deliver` tests each new message
+against it once, in the sender, and hands a match straight to the waiter's future; anything
+else is queued. So a send is O(1), wakes the receiver only for a message it will take, and
+a waiting receive never looks at a message it already rejected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from asyncio import CancelledError
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Final
+
+from . import _registry
+from ._process import Process
+from ._values import Pid
+
+__all__ = ["deliver", "receive", "send"]
+
+_current_task: Final = asyncio.current_task
+
+
+class _Signal:
+    """A value put in a waiter future instead of a message."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<{self.name}>"
+
+
+_EXPIRED: Final = _Signal("receive timeout")
+_RESCAN: Final = _Signal("predicate raised in sender")
+
+
+def send(dest: Any, msg: Any) -> None:
+    """Send `msg` to a Pid, a registered name or `(name, node)`; never blocks.
+
+    To a dead pid the message is dropped; to a name nobody holds, `NotRegisteredError`.
+    """
+    if type(dest) is Pid:
+        proc = dest._proc
+        if proc is None:  # dead, or on another node (not reachable: dropped)
+            return
+    else:
+        proc = _registry.resolve(dest)
+        if proc is None:
+            return
+    deliver(proc, msg)
+
+
+def deliver(proc: Process, msg: Any) -> None:
+    """Put `msg` in `proc`'s mailbox, or hand it to its waiting receive if that takes it."""
+    proc.msg_count += 1
+    waiter = proc.waiter
+    if waiter is not None:
+        match = proc.matcher
+        if match is None:
+            proc.waiter = None
+            waiter.set_result(msg)
+            return
+        try:
+            taken = match(msg)
+        except Exception:
+            # Let the receiver run its predicate on this message again, and raise there.
+            proc.waiter = None
+            waiter.set_result(_RESCAN)
+            taken = False
+        else:
+            if taken:
+                proc.waiter = None
+                waiter.set_result(msg)
+                return
+    mbox = proc.mbox
+    if mbox is None:
+        proc.mbox = deque((msg,))
+    else:
+        mbox.append(msg)
+
+
+async def receive(match: Callable[[Any], object] | None = None, timeout: float | None = None) -> Any:
+    """The next message, or the first one `match(msg)` accepts (the others stay, in order).
+
+    Raises `TimeoutError` when nothing acceptable arrives within `timeout` seconds
+    (`timeout=0` only looks at what is already queued).
+    """
+    try:
+        proc = _current_task()
+    except RuntimeError:
+        proc = None
+    if type(proc) is not Process:
+        from .errors import NoProcessError
+
+        raise NoProcessError("receive() called outside a process: spawn one to receive messages")
+    if proc.exiting:  # an exit signal is pending: do not let the process go on
+        raise CancelledError
+    mbox = proc.mbox
+    if mbox:
+        if match is None:
+            return mbox.popleft()
+        i = 0
+        for msg in mbox:
+            if match(msg):
+                del mbox[i]
+                return msg
+            i += 1
+    if timeout is not None and timeout <= 0:
+        raise TimeoutError("receive timed out: no matching message")
+    loop = proc.get_loop()
+    mark = len(mbox) if mbox else 0
+    expiry = None if timeout is None else loop.call_later(timeout, _expire, proc)
+    try:
+        while True:
+            fut = loop.create_future()
+            proc.waiter = fut
+            proc.matcher = match
+            proc.mark = mark
+            try:
+                msg = await fut
+            except CancelledError:
+                if proc.waiter is fut:
+                    proc.waiter = None
+                elif fut.done() and not fut.cancelled():
+                    _requeue(proc, fut.result(), mark)
+                raise
+            if msg is _EXPIRED:
+                raise TimeoutError(f"receive timed out after {timeout} s: no matching message")
+            if msg is not _RESCAN:
+                return msg
+            # The predicate raised in a sender: run it here on what came since, so it raises
+            # in the receiver (or, if it no longer raises, takes what it accepts).
+            mbox = proc.mbox
+            assert mbox is not None and match is not None
+            for i in range(mark, len(mbox)):
+                msg = mbox[i]
+                if match(msg):
+                    del mbox[i]
+                    return msg
+            mark = len(mbox)
+    finally:
+        if expiry is not None:
+            expiry.cancel()
+
+
+def _expire(proc: Process) -> None:
+    waiter = proc.waiter
+    if waiter is not None:
+        proc.waiter = None
+        waiter.set_result(_EXPIRED)
+
+
+def _requeue(proc: Process, msg: Any, mark: int) -> None:
+    """Put back a message handed to a receive that was cancelled before it could return it."""
+    if msg is _EXPIRED or msg is _RESCAN:
+        return
+    mbox = proc.mbox
+    if mbox is None:
+        proc.mbox = deque((msg,))
+    else:
+        mbox.insert(mark, msg)

@@ -1,0 +1,101 @@
+"""The state of the running node: its process table, name registry and counters.
+
+There is at most one node per OS process; `current` is it (or None between `otp.run` calls).
+Everything a node holds lives on its `Node` object, so nothing survives from one run to the
+next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import TYPE_CHECKING
+
+from ._values import LOCAL_NODE, Pid, Ref
+from .errors import NoProcessError
+
+if TYPE_CHECKING:
+    from ._process import Process
+
+_creations = itertools.count(1)
+_ref_ids = itertools.count(1)
+
+
+class Node:
+    """One incarnation of a node: created by `otp.run`, dropped when it returns."""
+
+    __slots__ = (
+        "_idle",
+        "_pid_ids",
+        "cookie",
+        "creation",
+        "init_pid",
+        "loop",
+        "main",
+        "main_done",
+        "name",
+        "names",
+        "procs",
+        "stopping",
+    )
+
+    def __init__(self, name: str, cookie: str | None, loop: asyncio.AbstractEventLoop) -> None:
+        self.name = name
+        self.cookie = cookie
+        self.loop = loop
+        self.creation = next(_creations)
+        self.procs: dict[int, Process] = {}
+        self.names: dict[str, Process] = {}
+        self._pid_ids = itertools.count(1)
+        # <0.0.0> stands for the node itself: the sender of the signals the node sends.
+        self.init_pid = Pid(name, 0, 0, self.creation)
+        self.main: Process | None = None
+        self.main_done: asyncio.Future[object] = loop.create_future()
+        self.stopping = False
+        self._idle: asyncio.Future[None] | None = None
+
+    def new_pid(self) -> Pid:
+        return Pid(self.name, next(self._pid_ids), 0, self.creation)
+
+    def process_ended(self, proc: Process) -> None:
+        """Drop `proc` from the table; wake a shutdown waiting for the table to empty."""
+        del self.procs[proc.pid._id]
+        if proc is self.main:
+            self.main_done.set_result(proc.exit_reason)
+        if self.stopping and not self.procs:
+            idle = self._idle
+            if idle is not None and not idle.done():
+                idle.set_result(None)
+
+    async def wait_empty(self, timeout: float) -> bool:
+        """Wait until no process is left, at most `timeout` seconds; True when none is."""
+        if not self.procs:
+            return True
+        self._idle = self.loop.create_future()
+        try:
+            async with asyncio.timeout(timeout):
+                await self._idle
+        except TimeoutError:
+            return False
+        finally:
+            self._idle = None
+        return True
+
+
+current: Node | None = None
+
+
+def get() -> Node:
+    """The running node, or `NoProcessError` when no node runs."""
+    node = current
+    if node is None:
+        raise NoProcessError("no node is running: start one with otp.run(main)")
+    return node
+
+
+def make_ref() -> Ref:
+    """A reference unique within this OS process (and across node incarnations)."""
+    node = current
+    if node is None:
+        return Ref(LOCAL_NODE, next(_ref_ids), 0)
+    return Ref(node.name, next(_ref_ids), node.creation)

@@ -1,0 +1,93 @@
+"""The process record: one asyncio task per process.
+
+A `Process` *is* its task (a slotted `asyncio.Task` subclass), so a process costs one object
+plus its coroutine frames, and `asyncio.current_task()` finds the calling process directly.
+The mailbox is a deque created on the first queued message plus a single waiter future
+(see `_mailbox`). Exit signals cancel the task with the reason recorded on the process
+(see `_signals`); `_spawn` creates processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Final
+
+from ._values import Pid, Ref
+from .errors import NoProcessError
+
+__all__ = ["Process", "current", "self"]
+
+_current_task: Final = asyncio.current_task
+
+
+class Process(asyncio.Task[None]):
+    """The runtime's record of one process, and the task that runs it. Internal."""
+
+    __slots__ = (
+        "app",
+        "behaviour",
+        "entry",
+        "exit_reason",
+        "exiting",
+        "finished",
+        "links",
+        "mark",
+        "matcher",
+        "mbox",
+        "monitors",
+        "msg_count",
+        "own_exc",
+        "parent",
+        "pid",
+        "regname",
+        "retval",
+        "started",
+        "trap",
+        "waiter",
+        "watchers",
+    )
+
+    pid: Pid
+    mbox: deque[Any] | None
+    waiter: asyncio.Future[Any] | None
+    matcher: Callable[[Any], object] | None
+    mark: int
+    links: set[Pid] | None
+    monitors: dict[Ref, Pid] | None  # monitors this process holds: ref -> target
+    watchers: dict[Ref, Pid] | None  # monitors on this process: ref -> watcher
+    trap: bool
+    regname: str | None
+    started: bool
+    exiting: bool
+    exit_reason: Any
+    finished: bool
+    msg_count: int
+    parent: Pid
+    entry: Callable[..., Any]
+    behaviour: type | None
+    app: str | None
+    retval: Any
+    own_exc: BaseException | None
+
+    def cancel(self, msg: Any | None = None) -> bool:
+        # A cancelled task's waiter future is cancelled with it: no send may complete it.
+        self.waiter = None
+        return super().cancel(msg)
+
+
+def current() -> Process:
+    """The calling process, or `NoProcessError`."""
+    try:
+        task = _current_task()
+    except RuntimeError:
+        task = None
+    if type(task) is not Process:
+        raise NoProcessError("not called from a process (spawn one, or use otp.run(main))")
+    return task
+
+
+def self() -> Pid:
+    """The pid of the calling process."""
+    return current().pid

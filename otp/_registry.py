@@ -1,0 +1,109 @@
+"""Local process names: `register`, `unregister`, `whereis`, `registered`.
+
+A name is a `str` held by at most one process, and a process holds at most one name; the
+name is freed when its process ends (see `_signals.terminate`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from . import _node
+from ._values import Pid
+from .errors import AlreadyRegisteredError, NoProcessError, NotRegisteredError
+
+if TYPE_CHECKING:
+    from ._process import Process
+
+__all__ = ["check_dest", "register", "registered", "resolve", "unregister", "whereis"]
+
+
+def _check_name(name: object, what: str) -> str:
+    if type(name) is not str:
+        raise TypeError(f"{what}() takes a process name as a str, got {name!r} ({type(name).__name__})")
+    return name
+
+
+def register(name: str, pid: Pid) -> None:
+    """Register the live process `pid` under `name`."""
+    _check_name(name, "register")
+    if type(pid) is not Pid:
+        raise TypeError(f"register() takes a Pid to name, got {pid!r} ({type(pid).__name__})")
+    node = _node.get()
+    holder = node.names.get(name)
+    if holder is not None:
+        raise AlreadyRegisteredError(name, holder.pid)
+    proc = pid._proc
+    if proc is None or proc.finished or proc.exiting:
+        raise NoProcessError(f"cannot register {name!r}: process {pid!r} is not alive")
+    if proc.regname is not None:
+        raise AlreadyRegisteredError(
+            proc.regname, pid, f"process {pid!r} is already registered as {proc.regname!r}"
+        )
+    node.names[name] = proc
+    proc.regname = name
+
+
+def unregister(name: str) -> None:
+    """Remove the name `name`; `NotRegisteredError` if nobody holds it."""
+    _check_name(name, "unregister")
+    proc = _node.get().names.pop(name, None)
+    if proc is None:
+        raise NotRegisteredError(name)
+    proc.regname = None
+
+
+def whereis(name: str) -> Pid | None:
+    """The pid registered under `name`, or None."""
+    _check_name(name, "whereis")
+    node = _node.current
+    if node is None:
+        return None
+    proc = node.names.get(name)
+    return None if proc is None else proc.pid
+
+
+def registered() -> list[str]:
+    """Every registered name."""
+    node = _node.current
+    return [] if node is None else list(node.names)
+
+
+def resolve(dest: Any) -> Process | None:
+    """The local process for a name or `(name, node)`; None for a process on another node.
+
+    An unregistered local name raises `NotRegisteredError`; anything that is not a
+    destination raises `TypeError`.
+    """
+    node = _node.get()
+    if type(dest) is str:
+        proc = node.names.get(dest)
+        if proc is None:
+            raise NotRegisteredError(dest)
+        return proc
+    if type(dest) is tuple and len(dest) == 2 and type(dest[0]) is str and type(dest[1]) is str:
+        name, where = dest
+        if where != node.name:
+            return None  # no connection to that node: dropped, as Erlang drops it
+        proc = node.names.get(name)
+        if proc is None:
+            raise NotRegisteredError(name)
+        return proc
+    if type(dest) is Pid:
+        return dest._proc
+    raise _bad_dest(dest)
+
+
+def check_dest(dest: Any) -> None:
+    """`TypeError` unless `dest` is a Pid, a name or `(name, node)`."""
+    if type(dest) is Pid or type(dest) is str:
+        return
+    if type(dest) is tuple and len(dest) == 2 and type(dest[0]) is str and type(dest[1]) is str:
+        return
+    raise _bad_dest(dest)
+
+
+def _bad_dest(dest: Any) -> TypeError:
+    return TypeError(
+        f"a destination is a Pid, a registered name (str) or (name, node), got {dest!r}"
+    )

@@ -1,0 +1,226 @@
+"""Exit signals, links and monitors, and what happens when a process ends.
+
+An exit signal to a process that traps exits becomes an `Exit` message. Otherwise a
+`NORMAL` signal is ignored, and any other reason kills the process: its task is cancelled
+with the reason recorded on it. `KILL` sent with `exit(pid, KILL)` cannot be trapped and
+becomes `KILLED`. When a process ends, `terminate` frees its name, sends its reason to every
+linked process and a `Down` to every monitor, all before the next process runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from asyncio import CancelledError
+from collections import deque
+from typing import TYPE_CHECKING, Any, Final, NoReturn, overload
+
+from . import _node, _process, _registry, reports
+from ._mailbox import deliver
+from ._values import KILL, KILLED, NOCONNECTION, NOPROC, NORMAL, Down, Exit, Pid, Ref, is_abnormal
+from .errors import ExitError, NoProcessError, NotRegisteredError
+
+if TYPE_CHECKING:
+    from ._process import Process
+
+__all__ = [
+    "add_link",
+    "add_monitor",
+    "demonitor",
+    "exit",
+    "exit_signal",
+    "kill",
+    "link",
+    "monitor",
+    "process_flag",
+    "terminate",
+    "unlink",
+]
+
+_current_task: Final = asyncio.current_task
+
+
+def exit_signal(target: Process, sender: Pid, reason: Any, *, linked: bool) -> None:
+    """Deliver an exit signal from `sender`; `linked` for one a link carries (trappable `kill`)."""
+    if target.finished or target.exiting:
+        return
+    if not linked and type(reason) is str and reason == KILL:
+        kill(target, KILLED)
+    elif target.trap:
+        deliver(target, Exit(sender, reason))
+    elif type(reason) is str and reason == NORMAL:
+        if not linked and sender is target.pid:  # exit(self(), NORMAL) ends the caller
+            kill(target, NORMAL)
+    else:
+        kill(target, reason)
+
+
+def kill(target: Process, reason: Any) -> None:
+    """End `target` with `reason` (it cannot trap this): cancel its task, or stop it at start."""
+    target.exiting = True
+    target.exit_reason = reason
+    if not target.started:  # `_run` sees `exiting` on its first step
+        return
+    if target is _current_task(target.get_loop()):
+        raise CancelledError  # signalled itself: stop here, not at its next await
+    target.cancel()
+
+
+def terminate(proc: Process, reason: Any, exc: BaseException | None) -> None:
+    """Record that `proc` ended with `reason`; signal its links and monitors."""
+    proc.finished = True
+    proc.exit_reason = reason
+    node = _node.get()
+    pid = proc.pid
+    if exc is not None:
+        proc.own_exc = exc
+        if is_abnormal(reason):
+            reports.crash(proc, reason, exc)
+    if proc.regname is not None:
+        del node.names[proc.regname]
+    pid._proc = None
+    proc.mbox = None
+    proc.waiter = None
+    monitors = proc.monitors
+    if monitors:
+        proc.monitors = None
+        for ref, target in monitors.items():
+            tproc = target._proc
+            if tproc is not None and tproc.watchers:
+                tproc.watchers.pop(ref, None)
+    links = proc.links
+    if links:
+        proc.links = None
+        for other in links:
+            oproc = other._proc
+            if oproc is not None:
+                if oproc.links:
+                    oproc.links.discard(pid)
+                exit_signal(oproc, pid, reason, linked=True)
+    watchers = proc.watchers
+    if watchers:
+        proc.watchers = None
+        for ref, watcher in watchers.items():
+            wproc = watcher._proc
+            if wproc is not None:
+                if wproc.monitors:
+                    wproc.monitors.pop(ref, None)
+                deliver(wproc, Down(ref, pid, reason))
+    node.process_ended(proc)
+
+
+def add_link(a: Process, b: Process) -> None:
+    if a.links is None:
+        a.links = set()
+    a.links.add(b.pid)
+    if b.links is None:
+        b.links = set()
+    b.links.add(a.pid)
+
+
+def add_monitor(watcher: Process, target: Process) -> Ref:
+    ref = _node.make_ref()
+    if target.watchers is None:
+        target.watchers = {}
+    target.watchers[ref] = watcher.pid
+    if watcher.monitors is None:
+        watcher.monitors = {}
+    watcher.monitors[ref] = target.pid
+    return ref
+
+
+def _check_pid(pid: object, what: str) -> Pid:
+    if type(pid) is not Pid:
+        raise TypeError(f"{what}() takes a Pid, got {pid!r} ({type(pid).__name__})")
+    return pid
+
+
+def link(pid: Pid) -> None:
+    """Link the caller and `pid` both ways; a dead `pid` sends the caller exit reason `NOPROC`."""
+    me = _process.current()
+    _check_pid(pid, "link")
+    other = pid._proc
+    if other is me:
+        return
+    if other is None or other.finished:
+        reason = NOPROC if pid.node == me.pid.node else NOCONNECTION
+        exit_signal(me, pid, reason, linked=True)
+        return
+    add_link(me, other)
+
+
+def unlink(pid: Pid) -> None:
+    """Remove the link between the caller and `pid`, if there is one."""
+    me = _process.current()
+    _check_pid(pid, "unlink")
+    if me.links:
+        me.links.discard(pid)
+    other = pid._proc
+    if other is not None and other.links:
+        other.links.discard(me.pid)
+
+
+def monitor(target: Pid | str | tuple[str, str]) -> Ref:
+    """Monitor a Pid or a registered name; a `Down` arrives when it ends (at once if it has)."""
+    me = _process.current()
+    if type(target) is Pid:
+        proc = target._proc
+        reason = NOPROC if target.node == me.pid.node else NOCONNECTION
+    else:
+        try:
+            proc = _registry.resolve(target)
+            reason = NOPROC if proc is not None else NOCONNECTION
+        except NotRegisteredError:
+            proc, reason = None, NOPROC
+    if proc is None or proc.finished:
+        ref = _node.make_ref()
+        deliver(me, Down(ref, target, reason))
+        return ref
+    return add_monitor(me, proc)
+
+
+def demonitor(ref: Ref, flush: bool = False) -> bool:
+    """Stop the monitor `ref`; with `flush`, drop its `Down` if one is already queued.
+
+    True when the monitor was still active.
+    """
+    me = _process.current()
+    target = me.monitors.pop(ref, None) if me.monitors else None
+    if target is not None:
+        tproc = target._proc
+        if tproc is not None and tproc.watchers:
+            tproc.watchers.pop(ref, None)
+    if flush and me.mbox:
+        me.mbox = deque(m for m in me.mbox if not (type(m) is Down and m.ref == ref))
+    return target is not None
+
+
+@overload
+def exit(reason: Any, /) -> NoReturn: ...
+@overload
+def exit(pid: Pid, reason: Any, /) -> None: ...
+def exit(*args: Any) -> None:
+    """`exit(reason)` ends the caller with `reason`; `exit(pid, reason)` sends an exit signal."""
+    if len(args) == 1:
+        raise ExitError(args[0])
+    if len(args) != 2:
+        raise TypeError(f"exit() takes (reason) or (pid, reason), got {len(args)} arguments")
+    pid, reason = args
+    _check_pid(pid, "exit")
+    target = pid._proc
+    if target is None:
+        return
+    try:
+        sender = _process.current().pid
+    except NoProcessError:
+        sender = _node.get().init_pid
+    exit_signal(target, sender, reason, linked=False)
+
+
+def process_flag(flag: str, value: bool) -> bool:
+    """Set a flag of the calling process and return its old value; `"trap_exit"` only."""
+    if flag != "trap_exit":
+        raise ValueError(f"unknown process flag {flag!r}; the supported flag is 'trap_exit'")
+    me = _process.current()
+    old = me.trap
+    me.trap = bool(value)
+    return old

@@ -1,0 +1,128 @@
+"""Spawning processes, with a link or a monitor set before the new process runs."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from asyncio import CancelledError
+from collections.abc import Callable, Coroutine
+from typing import Any, Final
+
+from . import _node, _signals
+from ._process import Process, current
+from ._values import KILLED, NORMAL, Pid, Ref
+from .errors import ExitError, NoProcessError
+
+__all__ = ["AsyncFn", "check_async", "spawn", "spawn_link", "spawn_monitor"]
+
+_current_task: Final = asyncio.current_task
+_CO_COROUTINE: Final = inspect.CO_COROUTINE
+
+AsyncFn = Callable[..., Coroutine[Any, Any, Any]]
+
+
+def spawn(fn: AsyncFn, /, *args: Any, **kwargs: Any) -> Pid:
+    """Start `fn(*args, **kwargs)` as a new process; does not wait for it to run."""
+    return _spawn(fn, args, kwargs, None).pid
+
+
+def spawn_link(fn: AsyncFn, /, *args: Any, **kwargs: Any) -> Pid:
+    """Like `spawn`, with a link to the caller set before the new process runs."""
+    proc = _spawn(fn, args, kwargs, current())
+    return proc.pid
+
+
+def spawn_monitor(fn: AsyncFn, /, *args: Any, **kwargs: Any) -> tuple[Pid, Ref]:
+    """Like `spawn`, with a monitor from the caller set before the new process runs."""
+    me = current()
+    proc = _spawn(fn, args, kwargs, None)
+    return proc.pid, _signals.add_monitor(me, proc)
+
+
+def _spawn(fn: AsyncFn, args: tuple[Any, ...], kwargs: dict[str, Any], link_to: Process | None) -> Process:
+    node = _node.current
+    if node is None:
+        raise NoProcessError("no node is running: start one with otp.run(main)")
+    code = getattr(fn, "__code__", None)
+    if code is None or not code.co_flags & _CO_COROUTINE:
+        check_async(fn, "spawn")
+    loop = node.loop
+    parent = _current_task(loop)
+    proc = Process(_run(fn, args, kwargs), loop=loop)
+    pid = node.new_pid()
+    pid._proc = proc
+    proc.pid = pid
+    proc.mbox = None
+    proc.waiter = None
+    proc.matcher = None
+    proc.mark = 0
+    proc.links = None
+    proc.monitors = None
+    proc.watchers = None
+    proc.trap = False
+    proc.regname = None
+    proc.started = False
+    proc.exiting = False
+    proc.exit_reason = None
+    proc.finished = False
+    proc.msg_count = 0
+    proc.entry = fn
+    proc.behaviour = None
+    proc.retval = None
+    proc.own_exc = None
+    if type(parent) is Process:
+        proc.parent = parent.pid
+        proc.app = parent.app
+    else:
+        proc.parent = node.init_pid
+        proc.app = None
+    node.procs[pid._id] = proc
+    if link_to is not None:
+        _signals.add_link(link_to, proc)
+    return proc
+
+
+def check_async(fn: object, what: str) -> None:
+    """Accept what calling gives a coroutine; reject the rest with the fix spelled out."""
+    if inspect.iscoroutinefunction(fn):
+        return
+    if callable(fn) and inspect.iscoroutinefunction(getattr(type(fn), "__call__", None)):
+        return
+    if inspect.iscoroutine(fn):
+        name = getattr(fn, "__qualname__", "f")
+        fn.close()
+        raise TypeError(
+            f"{what}() takes an async function and its arguments, not a coroutine object: "
+            f"write {what}({name}, arg1, ...) instead of {what}({name}(arg1, ...))"
+        )
+    raise TypeError(
+        f"{what}() takes an async function (defined with 'async def'), got {fn!r}; "
+        f"wrap plain code in one: async def main(): ..."
+    )
+
+
+async def _run(fn: AsyncFn, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """The body of every process: run `fn`, then turn how it ended into an exit reason."""
+    proc: Process = _current_task()  # type: ignore[assignment]
+    if proc.exiting:  # an exit signal arrived before the first step
+        _signals.terminate(proc, proc.exit_reason, None)
+        return
+    proc.started = True
+    exc: BaseException | None = None
+    try:
+        proc.retval = await fn(*args, **kwargs)
+        reason: Any = NORMAL
+    except CancelledError:
+        reason = KILLED  # cancelled by something other than an exit signal
+    except ExitError as e:
+        reason = e.reason
+        exc = e
+    except BaseException as e:  # the exception is the exit reason
+        reason = e
+        exc = e
+    if proc.exiting:  # an exit signal wins over whatever the code did after it arrived
+        reason = proc.exit_reason
+        exc = None
+    _signals.terminate(proc, reason, exc)
+    if isinstance(exc, KeyboardInterrupt | SystemExit):
+        raise exc

@@ -1,0 +1,168 @@
+"""Values the runtime hands out: pids, refs, the runtime's messages and the standard reasons.
+
+Pids and refs are immutable, hashable and printed the way Erlang prints them. A local pid
+also carries a private pointer to its live process, so `send` needs no table lookup; the
+pointer is cleared when the process ends, which is what makes a pid "dead".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, final
+
+if TYPE_CHECKING:
+    from ._process import Process
+
+__all__ = [
+    "KILL",
+    "KILLED",
+    "NOCONNECTION",
+    "NOPROC",
+    "NORMAL",
+    "SHUTDOWN",
+    "TIMEOUT",
+    "Down",
+    "Exit",
+    "Pid",
+    "Ref",
+    "is_abnormal",
+]
+
+NORMAL: Final = "normal"
+SHUTDOWN: Final = "shutdown"
+KILL: Final = "kill"
+KILLED: Final = "killed"
+NOPROC: Final = "noproc"
+TIMEOUT: Final = "timeout"
+NOCONNECTION: Final = "noconnection"
+
+LOCAL_NODE: Final = "nonode@nohost"
+
+
+@final
+class Pid:
+    """A process identifier: `<0.42.0>` for a local process.
+
+    Two pids are equal when they name the same process of the same node incarnation.
+    """
+
+    __slots__ = ("_creation", "_id", "_node", "_proc", "_serial")
+
+    _proc: Process | None
+
+    def __init__(self, node: str, id: int, serial: int = 0, creation: int = 0) -> None:
+        self._node = node
+        self._id = id
+        self._serial = serial
+        self._creation = creation
+        self._proc = None
+
+    @property
+    def node(self) -> str:
+        """The name of the node the process runs on."""
+        return self._node
+
+    @property
+    def id(self) -> int:
+        """The process number within its node."""
+        return self._id
+
+    @property
+    def serial(self) -> int:
+        return self._serial
+
+    @property
+    def creation(self) -> int:
+        """The incarnation of the node that created this pid."""
+        return self._creation
+
+    def __eq__(self, other: object) -> bool:
+        return self is other or (
+            type(other) is Pid
+            and self._id == other._id
+            and self._serial == other._serial
+            and self._creation == other._creation
+            and self._node == other._node
+        )
+
+    def __hash__(self) -> int:
+        return self._id
+
+    def __repr__(self) -> str:
+        from . import _node
+
+        current = _node.current
+        if current is not None and self._node == current.name:
+            return f"<0.{self._id}.{self._serial}>"
+        return f"<{self._node}.{self._id}.{self._serial}>"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Pid, (self._node, self._id, self._serial, self._creation))
+
+
+@final
+class Ref:
+    """A unique reference (`make_ref`, monitors, call tags), printed `#Ref<0.0.0.7>`."""
+
+    __slots__ = ("_creation", "_id", "_node")
+
+    def __init__(self, node: str, id: int, creation: int = 0) -> None:
+        self._node = node
+        self._id = id
+        self._creation = creation
+
+    @property
+    def node(self) -> str:
+        """The name of the node that made the reference."""
+        return self._node
+
+    def __eq__(self, other: object) -> bool:
+        return self is other or (
+            type(other) is Ref
+            and self._id == other._id
+            and self._creation == other._creation
+            and self._node == other._node
+        )
+
+    def __hash__(self) -> int:
+        return self._id
+
+    def __repr__(self) -> str:
+        return f"#Ref<0.0.{self._creation}.{self._id}>"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Ref, (self._node, self._id, self._creation))
+
+
+@dataclass(frozen=True, slots=True)
+class Exit:
+    """The message a process that traps exits receives for an exit signal."""
+
+    pid: Pid
+    reason: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Down:
+    """The message a monitor delivers when its target ends (or never existed).
+
+    `pid` is the monitored process; for a monitor set on a name that was not registered it
+    is the name (or `(name, node)`) as given, since there was no process.
+    """
+
+    ref: Ref
+    pid: Pid | str | tuple[str, str]
+    reason: Any
+
+
+def is_abnormal(reason: object) -> bool:
+    """True for reasons that are crashes: anything but `NORMAL`, `SHUTDOWN`, `("shutdown", x)`.
+
+    The one predicate behind crash logging and transient restarts.
+    """
+    if type(reason) is str:
+        return reason != NORMAL and reason != SHUTDOWN
+    if type(reason) is tuple and len(reason) == 2:
+        head = reason[0]
+        return not (type(head) is str and head == SHUTDOWN)
+    return True

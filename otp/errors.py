@@ -1,0 +1,89 @@
+"""The errors the runtime raises.
+
+    OTPError
+     +-- ExitError               .reason: a process ended, or a call to one failed
+     |    +-- CallError          .reason: NOPROC, TIMEOUT, ("nodedown", node) or the server's reason
+     |         +-- CallTimeout   (also a TimeoutError)
+     +-- StartError              .reason: why a process failed to start
+     +-- AlreadyStartedError     .pid: the process already holding the name
+     +-- NoProcessError          no such process (outside any process, or a dead pid)
+     +-- NotRegisteredError      .name: no process is registered under the name
+     +-- AlreadyRegisteredError  .name, .pid: the name (or the process) is taken
+
+Every message names the process, the name or the value it is about.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "AlreadyRegisteredError",
+    "AlreadyStartedError",
+    "CallError",
+    "CallTimeout",
+    "ExitError",
+    "NoProcessError",
+    "NotRegisteredError",
+    "OTPError",
+    "StartError",
+]
+
+
+class OTPError(Exception):
+    """Base class of every error the runtime raises."""
+
+
+class ExitError(OTPError):
+    """Ends the calling process with `reason` (`otp.exit(reason)`), or reports that one ended."""
+
+    def __init__(self, reason: Any, message: str | None = None) -> None:
+        self.reason = reason
+        super().__init__(message if message is not None else f"exit: {reason!r}")
+
+
+class CallError(ExitError):
+    """A call to another process failed; `.reason` says why."""
+
+
+class CallTimeout(CallError, TimeoutError):
+    """A call got no reply within its timeout."""
+
+
+class StartError(OTPError):
+    """A process failed to start; `.reason` is the exception or the stop reason."""
+
+    def __init__(self, reason: Any, message: str | None = None) -> None:
+        self.reason = reason
+        super().__init__(message if message is not None else f"start failed: {reason!r}")
+
+
+class AlreadyStartedError(OTPError):
+    """A process could not start under a name that another process holds (`.pid`)."""
+
+    def __init__(self, pid: Any, message: str | None = None) -> None:
+        self.pid = pid
+        super().__init__(message if message is not None else f"already started as {pid!r}")
+
+
+class NoProcessError(OTPError):
+    """There is no process to act on or for: called outside any process, or on a dead pid."""
+
+
+class NotRegisteredError(OTPError):
+    """No process is registered under `.name`."""
+
+    def __init__(self, name: Any) -> None:
+        self.name = name
+        super().__init__(f"no process is registered as {name!r}")
+
+
+class AlreadyRegisteredError(OTPError):
+    """The name is held by `.pid`, or the process already has another name."""
+
+    def __init__(self, name: Any, pid: Any, message: str | None = None) -> None:
+        self.name = name
+        self.pid = pid
+        super().__init__(
+            message if message is not None else f"{name!r} is already registered to {pid!r}"
+        )
