@@ -1,17 +1,17 @@
 """otp: the kernel of otp-framework — Erlang/OTP processes, signals, names and timers on uvloop.
 
-    import otp
+import otp
 
-    async def main():
-        pid = otp.spawn(echo)
-        otp.send(pid, (otp.self(), "hello"))
-        return await otp.receive(timeout=1.0)
+async def main():
+    pid = otp.spawn(echo)
+    otp.send(pid, (otp.self(), "hello"))
+    return await otp.receive(timeout=1.0)
 
-    async def echo():
-        sender, text = await otp.receive()
-        otp.send(sender, text)
+async def echo():
+    sender, text = await otp.receive()
+    otp.send(sender, text)
 
-    assert otp.run(main) == "hello"
+assert otp.run(main) == "hello"
 """
 
 from __future__ import annotations

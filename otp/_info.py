@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from . import _node
 from ._values import Pid
@@ -57,16 +57,16 @@ def process_info(pid: Pid) -> ProcessInfo | None:
     proc = _check_pid(pid)._proc
     if proc is None or proc.finished:
         return None
+    running: object = asyncio.current_task(proc.get_loop())
     status: Status
     if proc.exiting:
         status = "exiting"
-    elif proc is asyncio.current_task(proc.get_loop()):
+    elif running is proc:
         status = "running"
     elif proc.waiter is not None:
         status = "waiting"
     else:
         status = "runnable"
-    entry: Any = proc.entry
     return ProcessInfo(
         pid=proc.pid,
         registered_name=proc.regname,
@@ -78,7 +78,7 @@ def process_info(pid: Pid) -> ProcessInfo | None:
         monitored_by=tuple((proc.watchers or {}).values()),
         trap_exit=proc.trap,
         parent=proc.parent,
-        initial_call=describe_entry(entry),
+        initial_call=describe_entry(proc.entry),
         behaviour=proc.behaviour,
         application=proc.app,
     )

@@ -84,7 +84,9 @@ def deliver(proc: Process, msg: Any) -> None:
         mbox.append(msg)
 
 
-async def receive(match: Callable[[Any], object] | None = None, timeout: float | None = None) -> Any:
+async def receive(
+    match: Callable[[Any], object] | None = None, timeout: float | None = None
+) -> Any:
     """The next message, or the first one `match(msg)` accepts (the others stay, in order).
 
     Raises `TimeoutError` when nothing acceptable arrives within `timeout` seconds
@@ -104,12 +106,10 @@ async def receive(match: Callable[[Any], object] | None = None, timeout: float |
     if mbox:
         if match is None:
             return mbox.popleft()
-        i = 0
-        for msg in mbox:
+        for i, msg in enumerate(mbox):
             if match(msg):
                 del mbox[i]
                 return msg
-            i += 1
     if timeout is not None and timeout <= 0:
         raise TimeoutError("receive timed out: no matching message")
     loop = proc.get_loop()

@@ -20,7 +20,9 @@ __all__ = ["check_dest", "register", "registered", "resolve", "unregister", "whe
 
 def _check_name(name: object, what: str) -> str:
     if type(name) is not str:
-        raise TypeError(f"{what}() takes a process name as a str, got {name!r} ({type(name).__name__})")
+        raise TypeError(
+            f"{what}() takes a process name as a str, got {name!r} ({type(name).__name__})"
+        )
     return name
 
 

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from . import _node, _signals
 from ._spawn import AsyncFn, check_async, spawn
-from ._values import KILLED, NORMAL, SHUTDOWN
+from ._values import KILLED, LOCAL_NODE, NORMAL, SHUTDOWN
 from .errors import ExitError
 
 __all__ = ["run"]
@@ -63,7 +63,7 @@ def _loop_factory(loop: str) -> Callable[[], asyncio.AbstractEventLoop]:
 
 def _node_name(name: str | None) -> str:
     if name is None:
-        return _node.LOCAL_NODE
+        return LOCAL_NODE
     if type(name) is not str or not name or name.count("@") > 1:
         raise ValueError(f"a node name is 'name' or 'name@host', got {name!r}")
     if "@" in name:
@@ -71,7 +71,9 @@ def _node_name(name: str | None) -> str:
     return f"{name}@{socket.gethostname().split('.')[0]}"
 
 
-async def _boot(name: str, cookie: str | None, main: AsyncFn, args: tuple[Any, ...], timeout: float) -> Any:
+async def _boot(
+    name: str, cookie: str | None, main: AsyncFn, args: tuple[Any, ...], timeout: float
+) -> Any:
     node = _node.Node(name, cookie, asyncio.get_running_loop())
     _node.current = node
     try:

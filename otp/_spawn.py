@@ -39,7 +39,9 @@ def spawn_monitor(fn: AsyncFn, /, *args: Any, **kwargs: Any) -> tuple[Pid, Ref]:
     return proc.pid, _signals.add_monitor(me, proc)
 
 
-def _spawn(fn: AsyncFn, args: tuple[Any, ...], kwargs: dict[str, Any], link_to: Process | None) -> Process:
+def _spawn(
+    fn: AsyncFn, args: tuple[Any, ...], kwargs: dict[str, Any], link_to: Process | None
+) -> Process:
     node = _node.current
     if node is None:
         raise NoProcessError("no node is running: start one with otp.run(main)")
@@ -86,7 +88,7 @@ def check_async(fn: object, what: str) -> None:
     """Accept what calling gives a coroutine; reject the rest with the fix spelled out."""
     if inspect.iscoroutinefunction(fn):
         return
-    if callable(fn) and inspect.iscoroutinefunction(getattr(type(fn), "__call__", None)):
+    if callable(fn) and inspect.iscoroutinefunction(type(fn).__call__):
         return
     if inspect.iscoroutine(fn):
         name = getattr(fn, "__qualname__", "f")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 from typing import Any
 
@@ -32,7 +33,12 @@ def send_after(delay: float, dest: Any, msg: Any) -> TimerRef:
 
     `dest` is resolved when the timer fires: a dead pid or a free name drops the message.
     """
-    if isinstance(delay, bool) or not isinstance(delay, int | float) or delay < 0 or math.isnan(delay):
+    if (
+        isinstance(delay, bool)
+        or not isinstance(delay, int | float)
+        or delay < 0
+        or math.isnan(delay)
+    ):
         raise ValueError(f"send_after() takes a delay in seconds >= 0, got {delay!r}")
     _registry.check_dest(dest)
     node = _node.get()
@@ -45,10 +51,8 @@ def send_after(delay: float, dest: Any, msg: Any) -> TimerRef:
 def _fire(tref: TimerRef, dest: Any, msg: Any) -> None:
     tref._pending = False
     tref._handle = None
-    try:
+    with contextlib.suppress(NotRegisteredError):
         send(dest, msg)
-    except NotRegisteredError:
-        pass
 
 
 def cancel_timer(tref: TimerRef) -> bool:
