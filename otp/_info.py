@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Literal
 
 from . import _node
+from ._process import running_task
 from ._values import Pid
 from .reports import describe_entry
 
@@ -57,7 +57,7 @@ def process_info(pid: Pid) -> ProcessInfo | None:
     proc = _check_pid(pid)._proc
     if proc is None or proc.finished:
         return None
-    running: object = asyncio.current_task(proc.get_loop())
+    running: object = running_task(proc.get_loop())
     status: Status
     if proc.exiting:
         status = "exiting"

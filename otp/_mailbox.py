@@ -8,19 +8,17 @@ a waiting receive never looks at a message it already rejected.
 
 from __future__ import annotations
 
-import asyncio
 from asyncio import CancelledError
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Final
 
-from . import _registry
-from ._process import Process
+from . import _node, _registry
+from ._process import Process, running_task
 from ._values import Pid
+from .errors import NoProcessError
 
 __all__ = ["deliver", "receive", "send"]
-
-_current_task: Final = asyncio.current_task
 
 
 class _Signal:
@@ -44,15 +42,16 @@ def send(dest: Any, msg: Any) -> None:
 
     To a dead pid the message is dropped; to a name nobody holds, `NotRegisteredError`.
     """
-    if type(dest) is Pid:
-        proc = dest._proc
-        if proc is None:  # dead, or on another node (not reachable: dropped)
-            return
+    # A dead pid, or one of another node (no connection: dropped), has no process.
+    proc = dest._proc if type(dest) is Pid else _registry.resolve(dest)
+    if proc is None:
+        return
+    mbox = proc.mbox
+    if mbox is not None and proc.waiter is None:  # the common case: queue it
+        proc.msg_count += 1
+        mbox.append(msg)
     else:
-        proc = _registry.resolve(dest)
-        if proc is None:
-            return
-    deliver(proc, msg)
+        deliver(proc, msg)
 
 
 def deliver(proc: Process, msg: Any) -> None:
@@ -92,15 +91,15 @@ async def receive(
     Raises `TimeoutError` when nothing acceptable arrives within `timeout` seconds
     (`timeout=0` only looks at what is already queued).
     """
+    node = _node.current
+    proc: Process = None if node is None else running_task(node.loop)  # type: ignore[assignment]
     try:
-        proc = _current_task()
-    except RuntimeError:
-        proc = None
-    if type(proc) is not Process:
-        from .errors import NoProcessError
-
-        raise NoProcessError("receive() called outside a process: spawn one to receive messages")
-    if proc.exiting:  # an exit signal is pending: do not let the process go on
+        exiting = proc.exiting  # only a Process has it: None or a plain task raise here
+    except AttributeError:
+        raise NoProcessError(
+            "receive() called outside a process: spawn one to receive messages"
+        ) from None
+    if exiting:  # an exit signal is pending: do not let the process go on
         raise CancelledError
     mbox = proc.mbox
     if mbox:
@@ -112,7 +111,7 @@ async def receive(
                 return msg
     if timeout is not None and timeout <= 0:
         raise TimeoutError("receive timed out: no matching message")
-    loop = proc.get_loop()
+    loop = node.loop  # type: ignore[union-attr]  # a process implies a node
     mark = len(mbox) if mbox else 0
     expiry = None if timeout is None else loop.call_later(timeout, _expire, proc)
     try:

@@ -9,10 +9,9 @@ linked process and a `Down` to every monitor, all before the next process runs.
 
 from __future__ import annotations
 
-import asyncio
 from asyncio import CancelledError
 from collections import deque
-from typing import TYPE_CHECKING, Any, Final, NoReturn, overload
+from typing import TYPE_CHECKING, Any, NoReturn, overload
 
 from . import _node, _process, _registry, reports
 from ._mailbox import deliver
@@ -36,8 +35,6 @@ __all__ = [
     "unlink",
 ]
 
-_current_task: Final = asyncio.current_task
-
 
 def exit_signal(target: Process, sender: Pid, reason: Any, *, linked: bool) -> None:
     """Deliver an exit signal from `sender`; `linked` for one a link carries (trappable `kill`)."""
@@ -60,7 +57,7 @@ def kill(target: Process, reason: Any) -> None:
     target.exit_reason = reason
     if not target.started:  # `_run` sees `exiting` on its first step
         return
-    if target is _current_task(target.get_loop()):
+    if target is _process.running_task(target.get_loop()):
         raise CancelledError  # signalled itself: stop here, not at its next await
     target.cancel()
 

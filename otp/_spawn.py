@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 from asyncio import CancelledError
 from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
 from . import _node, _signals
-from ._process import Process, current
+from ._process import Process, current, running_task
 from ._values import KILLED, NORMAL, Pid, Ref
 from .errors import ExitError, NoProcessError
 
 __all__ = ["AsyncFn", "check_async", "spawn", "spawn_link", "spawn_monitor"]
 
-_current_task: Final = asyncio.current_task
 _CO_COROUTINE: Final = inspect.CO_COROUTINE
 
 AsyncFn = Callable[..., Coroutine[Any, Any, Any]]
@@ -49,7 +47,7 @@ def _spawn(
     if code is None or not code.co_flags & _CO_COROUTINE:
         check_async(fn, "spawn")
     loop = node.loop
-    parent = _current_task(loop)
+    parent = running_task(loop)
     proc = Process(_run(fn, args, kwargs), loop=loop)
     pid = node.new_pid()
     pid._proc = proc
@@ -105,7 +103,7 @@ def check_async(fn: object, what: str) -> None:
 
 async def _run(fn: AsyncFn, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     """The body of every process: run `fn`, then turn how it ended into an exit reason."""
-    proc: Process = _current_task()  # type: ignore[assignment]
+    proc: Process = running_task(_node.get().loop)  # type: ignore[assignment]
     if proc.exiting:  # an exit signal arrived before the first step
         _signals.terminate(proc, proc.exit_reason, None)
         return

@@ -1,0 +1,138 @@
+"""Kernel vs. bare asyncio baseline, same process, same uvloop: prints the ratios.
+
+    python bench/compare.py [--quick]
+
+Each workload runs several times, alternating baseline and kernel; the best time of each
+side is kept. Ratios are "kernel as a fraction of the baseline's speed" (higher is better)
+except for spawn time (kernel time / baseline time, lower is better).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import workloads as w
+
+
+def best_of(repeats: int, bare: Callable[[], Any], kernel: Callable[[], Any]) -> tuple[Any, Any]:
+    bare_runs, kernel_runs = [], []
+    for _ in range(repeats):
+        bare_runs.append(bare())
+        kernel_runs.append(kernel())
+    key = (lambda r: r[0]) if isinstance(bare_runs[0], tuple) else (lambda r: r)
+    return min(bare_runs, key=key), min(kernel_runs, key=key)
+
+
+def row(name: str, bare: str, kernel: str, ratio: str, target: str, ok: bool | None) -> None:
+    verdict = "" if ok is None else ("ok" if ok else "MISSED")
+    print(f"{name:<34} {bare:>14} {kernel:>14} {ratio:>8} {target:>10}  {verdict}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller workloads, fewer repeats")
+    args = parser.parse_args()
+    scale = 10 if args.quick else 1
+    repeats = 2 if args.quick else 5
+
+    print(f"Python {platform.python_version()} on {platform.machine()}, uvloop, best of {repeats}")
+    row("workload", "baseline", "kernel", "ratio", "target", None)
+    missed = 0
+
+    def throughput(name: str, n: int, bare: Any, kernel: Any, target: float) -> None:
+        nonlocal missed
+        b, k = best_of(repeats, lambda: w.run_bare(bare, n), lambda: w.run_otp(kernel, n))
+        ratio = b / k
+        ok = ratio >= target
+        missed += not ok
+        row(name, f"{n / b:,.0f}/s", f"{n / k:,.0f}/s", f"{ratio:.2f}x", f">= {target}x", ok)
+
+    throughput(
+        "send+receive, 1M msgs",
+        1_000_000 // scale,
+        w.bare_send_receive,
+        w.otp_send_receive,
+        0.6,
+    )
+    throughput(
+        "request/reply (send + ref receive)",
+        100_000 // scale,
+        w.bare_round_trip,
+        w.otp_round_trip,
+        0.5,
+    )
+
+    n = 100_000 // scale
+    b, k = best_of(
+        repeats, lambda: w.run_bare(w.bare_spawn_idle, n), lambda: w.run_otp(w.otp_spawn_idle, n)
+    )
+    ratio = k[0] / b[0]
+    ok = ratio <= 1.5
+    missed += not ok
+    row(
+        f"spawn {n:,} idle (time)",
+        f"{b[0] * 1000:.0f} ms",
+        f"{k[0] * 1000:.0f} ms",
+        f"{ratio:.2f}x",
+        "<= 1.5x",
+        ok,
+    )
+    bt = w.run_bare(w.bare_spawn_idle, n, True)
+    kt = w.run_otp(w.otp_spawn_idle, n, True)
+    ok = kt[1] <= 2500
+    missed += not ok
+    row(
+        "  memory/process (tracemalloc)",
+        f"{bt[1]:,.0f} B",
+        f"{kt[1]:,.0f} B",
+        f"{kt[1] / bt[1]:.2f}x",
+        "<= 2.5 KB",
+        ok,
+    )
+    row(
+        "  memory/process (RSS)",
+        f"{b[2]:,.0f} B",
+        f"{k[2]:,.0f} B",
+        f"{k[2] / max(b[2], 1):.2f}x",
+        "",
+        None,
+    )
+
+    n = 100_000 // scale
+    b, k = best_of(
+        repeats, lambda: w.run_bare(w.bare_spawn_exit, n), lambda: w.run_otp(w.otp_spawn_exit, n)
+    )
+    row(
+        f"spawn+exit {n:,} short-lived",
+        f"{n / b:,.0f}/s",
+        f"{n / k:,.0f}/s",
+        f"{b / k:.2f}x",
+        "",
+        None,
+    )
+
+    n = 10_000 // scale
+    b, k = best_of(
+        repeats,
+        lambda: w.run_bare(w.bare_exit_propagation, n),
+        lambda: w.run_otp(w.otp_exit_propagation, n),
+    )
+    row(
+        f"exit propagation, {n:,} links",
+        f"{b * 1000:.1f} ms",
+        f"{k * 1000:.1f} ms",
+        f"{b / k:.2f}x",
+        "",
+        None,
+    )
+
+    print("all targets met" if not missed else f"{missed} target(s) missed")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

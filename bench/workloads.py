@@ -1,0 +1,287 @@
+"""The kernel's hot paths as workloads, each in two versions run the same way:
+
+- `otp_*` on this kernel, inside `otp.run`;
+- `bare_*` on a bare baseline: tasks with a deque mailbox and a single waiter future (the
+  floor an asyncio design can reach), on the same uvloop.
+
+Each returns the seconds its measured part took (and memory figures where asked).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import time
+import tracemalloc
+from collections import deque
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import uvloop
+
+import otp
+from otp import _node
+
+BATCH = 1000  # senders yield to the loop after this many sends
+
+
+class BareMailbox:
+    """The baseline's process: a deque and one waiter future."""
+
+    __slots__ = ("queue", "waiter")
+
+    def __init__(self) -> None:
+        self.queue: deque[Any] = deque()
+        self.waiter: asyncio.Future[None] | None = None
+
+    def send(self, msg: Any) -> None:
+        self.queue.append(msg)
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            waiter.set_result(None)
+
+    async def receive(self) -> Any:
+        queue = self.queue
+        while not queue:
+            self.waiter = asyncio.get_running_loop().create_future()
+            await self.waiter
+        return queue.popleft()
+
+
+def run_bare(coro_fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> Any:
+    return uvloop.run(coro_fn(*args))
+
+
+def run_otp(fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> Any:
+    return otp.run(fn, *args, loop="uvloop")
+
+
+# -- send + receive throughput: one sender, one receiver ---------------------------------
+
+
+async def bare_send_receive(n: int) -> float:
+    box = BareMailbox()
+    done = asyncio.get_running_loop().create_future()
+
+    async def receiver() -> None:
+        for _ in range(n):
+            await box.receive()
+        done.set_result(None)
+
+    task = asyncio.get_running_loop().create_task(receiver())
+    start = time.perf_counter()
+    for i in range(n):
+        box.send(i)
+        if i % BATCH == 0:
+            await asyncio.sleep(0)
+    await done
+    elapsed = time.perf_counter() - start
+    await task
+    return elapsed
+
+
+async def otp_send_receive(n: int) -> float:
+    async def receiver(parent: otp.Pid) -> None:
+        receive = otp.receive
+        for _ in range(n):
+            await receive()
+        otp.send(parent, "done")
+
+    pid = otp.spawn(receiver, otp.self())
+    send = otp.send
+    start = time.perf_counter()
+    for i in range(n):
+        send(pid, i)
+        if i % BATCH == 0:
+            await asyncio.sleep(0)
+    await otp.receive()
+    return time.perf_counter() - start
+
+
+# -- spawn idle processes (each blocked in receive), with memory per process -------------
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+async def bare_spawn_idle(n: int, trace: bool = False) -> tuple[float, float, float]:
+    loop = asyncio.get_running_loop()
+
+    async def idle(box: BareMailbox) -> None:
+        await box.receive()
+
+    gc.collect()
+    rss0 = _rss()
+    if trace:
+        tracemalloc.start()
+    mem0 = tracemalloc.get_traced_memory()[0]
+    start = time.perf_counter()
+    boxes = [BareMailbox() for _ in range(n)]
+    tasks = [loop.create_task(idle(box)) for box in boxes]
+    await asyncio.sleep(0)  # every task has run up to its receive
+    elapsed = time.perf_counter() - start
+    traced = (tracemalloc.get_traced_memory()[0] - mem0) / n
+    rss = (_rss() - rss0) / n
+    if trace:
+        tracemalloc.stop()
+    for box in boxes:
+        box.send("stop")
+    await asyncio.gather(*tasks)
+    return elapsed, traced, rss
+
+
+async def otp_spawn_idle(n: int, trace: bool = False) -> tuple[float, float, float]:
+    async def idle() -> None:
+        await otp.receive()
+
+    gc.collect()
+    rss0 = _rss()
+    if trace:
+        tracemalloc.start()
+    mem0 = tracemalloc.get_traced_memory()[0]
+    start = time.perf_counter()
+    spawn = otp.spawn
+    pids = [spawn(idle) for _ in range(n)]
+    await asyncio.sleep(0)  # every process has run up to its receive
+    elapsed = time.perf_counter() - start
+    traced = (tracemalloc.get_traced_memory()[0] - mem0) / n
+    rss = (_rss() - rss0) / n
+    if trace:
+        tracemalloc.stop()
+    for pid in pids:
+        otp.send(pid, "stop")
+    await _until_alone()
+    return elapsed, traced, rss
+
+
+async def _until_alone() -> None:
+    procs = _node.get().procs
+    while len(procs) > 1:
+        await asyncio.sleep(0)
+
+
+# -- request / reply round trips -----------------------------------------------------------
+
+
+async def bare_round_trip(n: int) -> float:
+    loop = asyncio.get_running_loop()
+    server_box, client_box = BareMailbox(), BareMailbox()
+
+    async def server() -> None:
+        while True:
+            msg = await server_box.receive()
+            if msg is None:
+                return
+            reply_to, request = msg
+            reply_to.send(request)
+
+    task = loop.create_task(server())
+    start = time.perf_counter()
+    for i in range(n):
+        server_box.send((client_box, i))
+        await client_box.receive()
+    elapsed = time.perf_counter() - start
+    server_box.send(None)
+    await task
+    return elapsed
+
+
+async def otp_round_trip(n: int) -> float:
+    async def server() -> None:
+        receive, send = otp.receive, otp.send
+        while True:
+            sender, ref, request = await receive()
+            send(sender, (ref, request))
+
+    pid = otp.spawn_link(server)
+    me = otp.self()
+    receive, send, make_ref = otp.receive, otp.send, otp.make_ref
+    start = time.perf_counter()
+    for i in range(n):
+        ref = make_ref()
+        send(pid, (me, ref, i))
+        await receive(lambda m, ref=ref: m[0] is ref)
+    elapsed = time.perf_counter() - start
+    otp.unlink(pid)
+    otp.exit(pid, otp.KILL)
+    return elapsed
+
+
+# -- spawn and finish short-lived processes -------------------------------------------------
+
+
+async def bare_spawn_exit(n: int) -> float:
+    loop = asyncio.get_running_loop()
+    left = [n]
+    done = loop.create_future()
+
+    async def short() -> None:
+        left[0] -= 1
+        if not left[0]:
+            done.set_result(None)
+
+    start = time.perf_counter()
+    tasks = [loop.create_task(short()) for _ in range(n)]
+    await done
+    del tasks
+    return time.perf_counter() - start
+
+
+async def otp_spawn_exit(n: int) -> float:
+    async def short() -> None:
+        pass
+
+    spawn = otp.spawn
+    start = time.perf_counter()
+    for _ in range(n):
+        spawn(short)
+    await _until_alone()
+    return time.perf_counter() - start
+
+
+# -- exit propagation: a hub with n linked spokes dies ------------------------------------
+
+
+async def bare_exit_propagation(n: int) -> float:
+    loop = asyncio.get_running_loop()
+    left = [n]
+    done = loop.create_future()
+
+    async def spoke() -> None:
+        try:
+            await loop.create_future()
+        finally:
+            left[0] -= 1
+            if not left[0]:
+                done.set_result(None)
+
+    spokes = [loop.create_task(spoke()) for _ in range(n)]
+    await asyncio.sleep(0)
+    start = time.perf_counter()
+    for task in spokes:  # what the hub's death does: cancel every linked task
+        task.cancel()
+    await done
+    return time.perf_counter() - start
+
+
+async def otp_exit_propagation(n: int) -> float:
+    async def spoke() -> None:
+        await otp.receive()
+
+    async def hub(parent: otp.Pid) -> None:
+        for _ in range(n):
+            otp.spawn_link(spoke)
+        otp.send(parent, "ready")
+        await otp.receive()
+
+    pid = otp.spawn(hub, otp.self())
+    await otp.receive()
+    await asyncio.sleep(0)
+    start = time.perf_counter()
+    otp.exit(pid, "boom")
+    await _until_alone()
+    return time.perf_counter() - start
