@@ -66,7 +66,7 @@ def terminate(proc: Process, reason: Any, exc: BaseException | None) -> None:
     """Record that `proc` ended with `reason`; signal its links and monitors."""
     proc.finished = True
     proc.exit_reason = reason
-    node = _node.get()
+    node: _node.Node = _node.current  # type: ignore[assignment]  # set while processes run
     pid = proc.pid
     if exc is not None:
         proc.own_exc = exc

@@ -15,6 +15,7 @@ from .errors import ExitError, NoProcessError
 __all__ = ["AsyncFn", "check_async", "spawn", "spawn_link", "spawn_monitor"]
 
 _CO_COROUTINE: Final = inspect.CO_COROUTINE
+_INTERRUPTS: Final = (KeyboardInterrupt, SystemExit)  # end the process, then the node
 
 AsyncFn = Callable[..., Coroutine[Any, Any, Any]]
 
@@ -103,7 +104,7 @@ def check_async(fn: object, what: str) -> None:
 
 async def _run(fn: AsyncFn, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     """The body of every process: run `fn`, then turn how it ended into an exit reason."""
-    proc: Process = running_task(_node.get().loop)  # type: ignore[assignment]
+    proc: Process = running_task(_node.current.loop)  # type: ignore[assignment, union-attr]
     if proc.exiting:  # an exit signal arrived before the first step
         _signals.terminate(proc, proc.exit_reason, None)
         return
@@ -124,5 +125,5 @@ async def _run(fn: AsyncFn, args: tuple[Any, ...], kwargs: dict[str, Any]) -> No
         reason = proc.exit_reason
         exc = None
     _signals.terminate(proc, reason, exc)
-    if isinstance(exc, KeyboardInterrupt | SystemExit):
+    if exc is not None and isinstance(exc, _INTERRUPTS):
         raise exc
