@@ -17,6 +17,7 @@ assert otp.run(main) == "hello"
 from __future__ import annotations
 
 from . import reports as reports
+from . import sys as sys
 from ._info import ProcessInfo as ProcessInfo
 from ._info import is_alive as is_alive
 from ._info import process_info as process_info
@@ -42,6 +43,7 @@ from ._spawn import spawn_monitor as spawn_monitor
 from ._timers import TimerRef as TimerRef
 from ._timers import cancel_timer as cancel_timer
 from ._timers import send_after as send_after
+from ._values import IGNORE as IGNORE
 from ._values import KILL as KILL
 from ._values import KILLED as KILLED
 from ._values import NOCONNECTION as NOCONNECTION
@@ -65,6 +67,7 @@ from .errors import OTPError as OTPError
 from .errors import StartError as StartError
 
 __all__ = [
+    "IGNORE",
     "KILL",
     "KILLED",
     "NOCONNECTION",
@@ -109,6 +112,7 @@ __all__ = [
     "spawn",
     "spawn_link",
     "spawn_monitor",
+    "sys",
     "unlink",
     "unregister",
     "whereis",
@@ -116,6 +120,6 @@ __all__ = [
 
 for _name in __all__:
     _obj = globals()[_name]
-    if getattr(_obj, "__module__", "").startswith("otp._"):
+    if isinstance(_obj, type | type(run)) and _obj.__module__.startswith("otp._"):
         _obj.__module__ = "otp"
 del _name, _obj

@@ -186,7 +186,8 @@ def demonitor(ref: Ref, flush: bool = False) -> bool:
         tproc = target._proc
         if tproc is not None and tproc.watchers:
             tproc.watchers.pop(ref, None)
-    if flush and me.mbox:
+    # While the monitor was active no Down of it can be queued: scan only when it was not.
+    if flush and target is None and me.mbox:
         me.mbox = deque(m for m in me.mbox if not (type(m) is Down and m.ref == ref))
     return target is not None
 

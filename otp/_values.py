@@ -7,6 +7,7 @@ pointer is cleared when the process ends, which is what makes a pid "dead".
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, final
 
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
     from ._process import Process
 
 __all__ = [
+    "IGNORE",
     "KILL",
     "KILLED",
     "NOCONNECTION",
@@ -35,6 +37,20 @@ KILLED: Final = "killed"
 NOPROC: Final = "noproc"
 TIMEOUT: Final = "timeout"
 NOCONNECTION: Final = "noconnection"
+
+
+class _Ignore(enum.Enum):
+    IGNORE = "ignore"
+
+    def __repr__(self) -> str:
+        return "otp.IGNORE"
+
+    __str__ = __repr__
+
+
+IGNORE: Final = _Ignore.IGNORE
+"""What `init` returns to make its start return None (nothing started). A unique value, so
+no state can be mistaken for it."""
 
 LOCAL_NODE: Final = "nonode@nohost"
 

@@ -43,7 +43,32 @@ class ExitError(OTPError):
 
 
 class CallError(ExitError):
-    """A call to another process failed; `.reason` says why."""
+    """A call to another process failed; `.reason` says why, `.server` and `.request` what.
+
+    `.reason` is `NOPROC` (no such process), `TIMEOUT`, `"calling_self"`, or the exit
+    reason of the server that died during the call.
+    """
+
+    def __init__(
+        self, reason: Any, server: Any = None, request: Any = None, message: str | None = None
+    ) -> None:
+        self.server = server
+        self.request = request
+        if message is None:
+            message = f"call to {server!r} failed: {_explain(reason, server)}; request={request!r}"
+        super().__init__(reason, message)
+
+
+def _explain(reason: Any, server: Any) -> str:
+    if reason == "noproc":
+        if isinstance(server, str | tuple):
+            return "noproc (no process is registered under that name)"
+        return "noproc (the process is not alive)"
+    if reason == "timeout":
+        return "timeout (no reply in time)"
+    if reason == "calling_self":
+        return "calling_self (a process cannot call itself: it would wait for its own reply)"
+    return f"the server exited with {reason!r}"
 
 
 class CallTimeout(CallError, TimeoutError):

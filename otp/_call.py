@@ -1,0 +1,151 @@
+"""Requests with replies: the call protocol under `GenServer.call` and `otp.sys`.
+
+A request is `(kind, (caller, tag), payload)`; the reply is `(tag, value)`. The caller
+monitors the server for the duration, so the server's death ends the wait with its reason.
+The tag `("alias", monitor_ref)` makes the reply an alias reply (as Erlang's `[alias|Ref]`):
+`reply` delivers it only while the caller still waits, so a late reply never lands in the
+caller's mailbox.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Final
+
+from . import _node, _registry, _signals
+from ._mailbox import deliver, receive
+from ._process import Process, current
+from ._values import NOCONNECTION, NOPROC, TIMEOUT, Down, Pid, Ref
+from .errors import CallError, CallTimeout, NotRegisteredError
+
+__all__ = [
+    "From",
+    "RequestId",
+    "abandon",
+    "call",
+    "check_response",
+    "check_timeout",
+    "reply",
+    "send_request",
+    "settle",
+    "wait_response",
+]
+
+ALIAS: Final = "alias"
+NO_REPLY: Final = "no_reply"
+
+From = tuple[Pid, Any]
+
+
+class RequestId:
+    """A request sent with `send_request`, until its reply (or the server's death) is read."""
+
+    __slots__ = ("match", "ref", "request", "server", "tag")
+
+    def __init__(self, server: Any, request: Any, ref: Ref) -> None:
+        self.server = server
+        self.request = request
+        self.ref = ref
+        tag = self.tag = (ALIAS, ref)
+
+        def match(msg: Any) -> bool:
+            t = type(msg)
+            return (t is tuple and len(msg) == 2 and msg[0] is tag) or (
+                t is Down and msg.ref is ref
+            )
+
+        self.match: Callable[[Any], bool] = match
+
+    def __repr__(self) -> str:
+        return f"<RequestId {self.ref!r} to {self.server!r}>"
+
+
+def check_timeout(timeout: object, what: str) -> float | None:
+    """The receive timeout for a call timeout in seconds (`math.inf`: none)."""
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout >= 0:
+        raise ValueError(f"{what}() takes a timeout in seconds >= 0 or math.inf, got {timeout!r}")
+    return None if timeout == math.inf else float(timeout)
+
+
+def send_request(server: Any, kind: str, payload: Any, me: Process | None = None) -> RequestId:
+    """Monitor `server` and send it a request; the reply is read with `wait_response`."""
+    if me is None:
+        me = current()
+    if type(server) is Pid:
+        proc = server._proc
+        lost = NOPROC if server.node == me.pid.node else NOCONNECTION
+    else:
+        try:
+            proc = _registry.resolve(server)
+            lost = NOCONNECTION
+        except NotRegisteredError:
+            proc, lost = None, NOPROC
+    if proc is None or proc.finished:
+        req = RequestId(server, payload, _node.make_ref())
+        deliver(me, Down(req.ref, server, lost))
+        return req
+    if proc is me:
+        raise CallError("calling_self", server, payload)
+    req = RequestId(server, payload, _signals.add_monitor(me, proc))
+    deliver(proc, (kind, (me.pid, req.tag), payload))
+    return req
+
+
+def settle(req: RequestId, msg: Any) -> Any:
+    """The reply value in `msg`, or the `CallError` for the server's `Down`."""
+    if type(msg) is Down:
+        raise CallError(msg.reason, req.server, req.request)
+    _signals.demonitor(req.ref, flush=True)
+    return msg[1]
+
+
+def abandon(req: RequestId) -> None:
+    """Give up on `req`: stop its monitor and drop its reply or `Down` if already queued."""
+    me = current()
+    _signals.demonitor(req.ref, flush=True)
+    if me.mbox:
+        match = req.match
+        me.mbox = deque(m for m in me.mbox if not match(m))
+
+
+async def call(server: Any, kind: str, payload: Any, timeout: float) -> Any:
+    """Send a request and wait for its reply; `CallError` if the server dies or is not there."""
+    wait = check_timeout(timeout, "call")
+    req = send_request(server, kind, payload)
+    try:
+        msg = await receive(req.match, wait)
+    except TimeoutError:
+        abandon(req)
+        raise CallTimeout(TIMEOUT, req.server, req.request) from None
+    return settle(req, msg)
+
+
+async def wait_response(req: RequestId, timeout: float = math.inf) -> Any:
+    """The reply to `req`; `TimeoutError` leaves it pending, `CallError` if the server died."""
+    msg = await receive(req.match, check_timeout(timeout, "wait_response"))
+    return settle(req, msg)
+
+
+def check_response(msg: Any, req: RequestId) -> tuple[str, Any] | str:
+    """`("reply", value)` if `msg` answers `req`, `"no_reply"` if it is unrelated.
+
+    Raises `CallError` if `msg` is the `Down` of the server `req` went to.
+    """
+    if not req.match(msg):
+        return NO_REPLY
+    return ("reply", settle(req, msg))
+
+
+def reply(from_: From, value: Any) -> None:
+    """Answer the request that came with `from_`; dropped if the caller stopped waiting."""
+    pid, tag = from_
+    proc = pid._proc
+    if proc is None:
+        return
+    if type(tag) is tuple and len(tag) == 2 and tag[0] == ALIAS:
+        monitors = proc.monitors
+        if not monitors or tag[1] not in monitors:
+            return  # the caller gave up (timeout) or is gone: do not leave a stray reply
+    deliver(proc, (tag, value))

@@ -1,0 +1,201 @@
+"""System messages: look into and steer any behaviour process from outside.
+
+    await otp.sys.get_state(server)              -> the state
+    await otp.sys.replace_state(server, fn)      -> fn(state), installed
+    await otp.sys.suspend(server) / resume(server)
+    await otp.sys.change_code(server, old_vsn, extra)
+    await otp.sys.get_status(server)             -> Status
+    await otp.sys.terminate(server, reason)      (what GenServer.stop uses)
+
+A request travels as `("system", (caller, tag), request)`, the shape of Erlang's
+`{system, From, Request}`. The kernel defines the protocol; each behaviour implements
+`SystemHandler` and hands every system message to `handle`. A suspended process takes only
+system messages (and its parent's exit) until it is resumed; the rest waits in its mailbox.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final, Literal, Protocol
+
+from . import _call
+from ._mailbox import receive
+from ._process import current
+from ._values import NOPROC, TIMEOUT, Down, Pid
+from .errors import ExitError, OTPError
+
+__all__ = [
+    "SYSTEM",
+    "Status",
+    "SysError",
+    "SystemHandler",
+    "change_code",
+    "get_state",
+    "get_status",
+    "handle",
+    "is_system_message",
+    "replace_state",
+    "resume",
+    "suspend",
+    "terminate",
+]
+
+SYSTEM: Final = "system"
+DEFAULT_TIMEOUT: Final = 5.0
+
+
+class SysError(OTPError):
+    """A system request the process refused or failed; `.reason` says why."""
+
+    def __init__(self, reason: Any, server: Any) -> None:
+        self.reason = reason
+        self.server = server
+        super().__init__(f"system request to {server!r} failed: {reason!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """What `get_status` reports: the process, its behaviour and its (formatted) state."""
+
+    pid: Pid
+    behaviour: type
+    status: Literal["running", "suspended"]
+    parent: Pid | None
+    name: str | None
+    state: Any
+
+
+class SystemHandler(Protocol):
+    """What a behaviour process implements to answer system messages."""
+
+    suspended: bool
+
+    def system_get_state(self) -> Any: ...
+
+    def system_replace_state(self, fn: Callable[[Any], Any]) -> Any: ...
+
+    async def system_code_change(self, old_vsn: Any, extra: Any) -> None: ...
+
+    def system_get_status(self) -> Status: ...
+
+    async def system_terminate(self, reason: Any) -> Any: ...
+
+
+def is_system_message(msg: Any) -> bool:
+    """True for a `("system", from_, request)` message."""
+    return type(msg) is tuple and len(msg) == 3 and msg[0] == SYSTEM
+
+
+async def handle(handler: SystemHandler, from_: _call.From, request: Any) -> None:
+    """Answer one system request on behalf of `handler` (the process it runs in).
+
+    A failing callback is reported to the caller as an error; the process keeps its state.
+    `terminate` does not return: the handler ends the process.
+    """
+    try:
+        match request:
+            case "get_state":
+                result: Any = handler.system_get_state()
+            case ("replace_state", fn):
+                try:
+                    result = handler.system_replace_state(fn)
+                except Exception as exc:
+                    raise _Refused(("callback_failed", exc)) from exc
+            case "suspend":
+                handler.suspended = True
+                result = None
+            case "resume":
+                handler.suspended = False
+                result = None
+            case ("change_code", old_vsn, extra):
+                if not handler.suspended:
+                    raise _Refused("not_suspended")
+                try:
+                    await handler.system_code_change(old_vsn, extra)
+                except Exception as exc:
+                    raise _Refused(("code_change_failed", exc)) from exc
+                result = None
+            case "get_status":
+                result = handler.system_get_status()
+            case ("terminate", reason):
+                await handler.system_terminate(reason)
+                return
+            case _:
+                raise _Refused(("unknown_system_request", request))
+    except _Refused as refused:
+        _call.reply(from_, ("error", refused.reason))
+        return
+    _call.reply(from_, ("ok", result))
+
+
+class _Refused(Exception):
+    def __init__(self, reason: Any) -> None:
+        self.reason = reason
+
+
+async def _request(server: Any, request: Any, timeout: float) -> Any:
+    status, value = await _call.call(server, SYSTEM, request, timeout)
+    if status == "error":
+        raise SysError(value, server)
+    return value
+
+
+async def get_state(server: Any, timeout: float = DEFAULT_TIMEOUT) -> Any:
+    """The state of a behaviour process (also while it is suspended)."""
+    return await _request(server, "get_state", timeout)
+
+
+async def replace_state(
+    server: Any, fn: Callable[[Any], Any], timeout: float = DEFAULT_TIMEOUT
+) -> Any:
+    """Install `fn(state)` as the new state and return it; if `fn` raises, nothing changes
+    and `SysError(("callback_failed", exc))` is raised."""
+    return await _request(server, ("replace_state", fn), timeout)
+
+
+async def suspend(server: Any, timeout: float = DEFAULT_TIMEOUT) -> None:
+    """Stop the process from handling anything but system messages until `resume`."""
+    await _request(server, "suspend", timeout)
+
+
+async def resume(server: Any, timeout: float = DEFAULT_TIMEOUT) -> None:
+    """Let a suspended process handle its queued messages again."""
+    await _request(server, "resume", timeout)
+
+
+async def change_code(
+    server: Any, old_vsn: Any, extra: Any = None, timeout: float = DEFAULT_TIMEOUT
+) -> None:
+    """Have a suspended process call `code_change(old_vsn, state, extra)` and keep the
+    result; if it fails, the process keeps its old state and `SysError` is raised."""
+    await _request(server, ("change_code", old_vsn, extra), timeout)
+
+
+async def get_status(server: Any, timeout: float = DEFAULT_TIMEOUT) -> Status:
+    """The process's status, with its state as its `format_status` shows it."""
+    status: Status = await _request(server, "get_status", timeout)
+    return status
+
+
+async def terminate(server: Any, reason: Any, timeout: float = math.inf) -> None:
+    """Have the process run its `terminate` and exit with `reason`; wait until it has.
+
+    Raises `ExitError(NOPROC)` for no such process, `ExitError(TIMEOUT)` if it takes longer
+    than `timeout` (the process is then left to finish), and `ExitError(r)` if it ended with
+    another reason `r` (its terminate crashed).
+    """
+    wait = _call.check_timeout(timeout, "terminate")
+    me = current()
+    req = _call.send_request(server, SYSTEM, ("terminate", reason), me)
+    ref = req.ref
+    try:
+        down = await receive(lambda m: type(m) is Down and m.ref is ref, wait)
+    except TimeoutError:
+        _call.abandon(req)
+        raise ExitError(TIMEOUT, f"{server!r} did not terminate within {timeout} s") from None
+    if down.reason == NOPROC:
+        raise ExitError(NOPROC, f"cannot terminate {server!r}: no such process")
+    if down.reason != reason and down.reason is not reason:
+        raise ExitError(down.reason, f"{server!r} terminated with {down.reason!r}")
