@@ -324,6 +324,11 @@ async def _start(
     raise AssertionError(f"unexpected start answer {result!r}")
 
 
+def _reason_of(exc: BaseException) -> Any:
+    """The exit reason an exception stands for: `otp.exit(r)` means `r`, anything else itself."""
+    return exc.reason if isinstance(exc, ExitError) else exc
+
+
 async def _await_down(ref: Ref) -> None:
     await otp.receive(lambda m: type(m) is otp.Down and m.ref is ref)
 
@@ -357,7 +362,7 @@ async def _server_main(
         if "init" in cls._async:
             result = await result
     except Exception as exc:
-        answer(("error", exc))
+        answer(("error", _reason_of(exc)))
         raise
     timeout: float | None = None
     continue_: Any = NO_CONTINUE
@@ -511,7 +516,7 @@ class _Server:
 
     async def crash(self, exc: Exception) -> NoReturn:
         """A callback raised (or returned garbage): terminate, report, end with `exc`."""
-        await self.stop_with(exc, exc)
+        await self.stop_with(_reason_of(exc), exc)
 
     async def stop_with(self, reason: Any, error: BaseException | None) -> NoReturn:
         """Run `terminate(reason, state)`, report an abnormal end, and exit with `reason`."""
@@ -520,7 +525,7 @@ class _Server:
             if "terminate" in self.is_async:
                 await result
         except Exception as crash:  # terminate itself failed: that is how the server ends
-            reason = crash
+            reason = _reason_of(crash)
             error = crash
         if is_abnormal(reason):
             self.report(reason, error)
