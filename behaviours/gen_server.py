@@ -29,12 +29,12 @@ and returned, never kept on `self`. The wire shapes are Erlang's: a call is
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import inspect
 import logging
 import math
 import sys as _pysys
+from asyncio import CancelledError
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, Generic, NoReturn, TypeVar
@@ -42,6 +42,7 @@ from typing import Any, ClassVar, Final, Generic, NoReturn, TypeVar
 import otp
 from otp import IGNORE, NORMAL, Exit, ExitError, Pid, Ref, StartError, _call, is_abnormal
 from otp import sys as otp_sys
+from otp._mailbox import send
 from otp._process import Process, current
 
 from ._child_spec import ChildSpec
@@ -56,6 +57,8 @@ CAST: Final = "$gen_cast"
 ACK: Final = "$ack"
 
 _logger = logging.getLogger("otp.gen_server")
+
+NOTHING_YET: Final[Any] = object()  # wait_message handled a timeout instead of a message
 
 RequestId = _call.RequestId
 From = _call.From
@@ -227,8 +230,10 @@ class GenServer(Generic[S]):
     @staticmethod
     def cast(server: Any, msg: Any) -> None:
         """Send `msg` to `handle_cast`; never fails, never waits."""
-        with contextlib.suppress(otp.NotRegisteredError):
-            otp.send(server, (CAST, msg))
+        try:  # noqa: SIM105  (contextlib.suppress costs more than the send)
+            send(server, (CAST, msg))
+        except otp.NotRegisteredError:
+            pass
 
     @staticmethod
     def reply(from_: From, value: Any) -> None:
@@ -368,7 +373,7 @@ async def _server_main(
     continue_: Any = NO_CONTINUE
     rtype = type(result)
     if rtype is Init:
-        state, timeout, continue_ = result
+        state, timeout, continue_ = result.state, result.timeout, result.continue_
     elif rtype is Stop:
         answer(("error", result.reason))
         raise ExitError(result.reason)
@@ -394,13 +399,23 @@ async def _server_main(
 
 
 class _Server:
-    """A running GenServer: its callbacks, state and loop; answers system messages."""
+    """A running GenServer: its callbacks, state and loop; answers system messages.
+
+    The loop is written flat on purpose: a call or a cast whose callback returns a plain
+    `Reply`/`NoReply` costs no extra coroutine and no lookup by name.
+    """
 
     __slots__ = (
+        "a_call",
+        "a_cast",
+        "a_info",
         "callbacks",
         "cls",
         "continue_",
         "deadline",
+        "h_call",
+        "h_cast",
+        "h_info",
         "is_async",
         "last_message",
         "loop",
@@ -421,9 +436,6 @@ class _Server:
         name: str | None,
     ) -> None:
         self.proc = proc
-        self.cls = cls
-        self.callbacks = callbacks
-        self.is_async = cls._async
         self.state = state
         self.parent = parent
         self.name = name
@@ -432,6 +444,19 @@ class _Server:
         self.continue_: Any = NO_CONTINUE
         self.last_message: Any = None
         self.loop = asyncio.get_running_loop()
+        self.bind(cls, callbacks)
+
+    def bind(self, cls: type[GenServer[Any]], callbacks: GenServer[Any]) -> None:
+        """Take the callbacks of `cls` (at start, and when its code is replaced)."""
+        self.cls = cls
+        self.callbacks = callbacks
+        self.is_async = cls._async
+        self.h_call = callbacks.handle_call
+        self.h_cast = callbacks.handle_cast
+        self.h_info = callbacks.handle_info
+        self.a_call = "handle_call" in cls._async
+        self.a_cast = "handle_cast" in cls._async
+        self.a_info = "handle_info" in cls._async
 
     def set_timeout(self, timeout: float | str | None) -> None:
         if timeout is None or timeout == math.inf or timeout == "hibernate":
@@ -440,62 +465,123 @@ class _Server:
             self.deadline = self.loop.time() + float(timeout)
 
     async def serve(self) -> None:
-        """Handle messages until a callback stops the server (which raises out of here)."""
-        receive = otp.receive
+        """Handle messages until a callback stops the server (which raises out of here).
+
+        `last_message` (for crash reports) is recorded only on the paths that can report.
+        """
+        proc = self.proc
+        reply = _call.reply
+        h_call, a_call, h_cast, a_cast = self.h_call, self.a_call, self.h_cast, self.a_cast
         while True:
             if self.continue_ is not NO_CONTINUE:
-                continue_, self.continue_ = self.continue_, NO_CONTINUE
-                self.last_message = ("continue", continue_)
-                await self.run_callback("handle_continue", (continue_,), None)
+                await self.run_continue()
                 continue
-            if self.suspended:
-                msg = await receive(self.is_system_or_parent)
-            elif self.deadline is None:
-                msg = await receive()
+            # receive() inlined for a message already queued (the common case under load)
+            mbox = proc.mbox
+            if mbox and not self.suspended:
+                if proc.exiting:  # an exit signal is pending: stop here
+                    raise CancelledError
+                msg = mbox.popleft()
             else:
-                try:
-                    msg = await receive(None, max(0.0, self.deadline - self.loop.time()))
-                except TimeoutError:
-                    self.deadline = None
-                    self.last_message = otp.TIMEOUT
-                    await self.run_callback("handle_info", (otp.TIMEOUT,), None)
+                msg = await self.wait_message()
+                if msg is NOTHING_YET:
                     continue
-            await self.dispatch(msg)
+            if type(msg) is tuple:
+                size = len(msg)
+                if size == 3 and msg[0] == CALL:
+                    from_ = msg[1]
+                    try:
+                        result = h_call(msg[2], from_, self.state)
+                        if a_call:
+                            result = await result
+                    except Exception as exc:
+                        self.last_message = msg
+                        await self.crash(exc)
+                    if (
+                        type(result) is Reply
+                        and result._timeout is None
+                        and result._continue is NO_CONTINUE
+                    ):
+                        reply(from_, result._reply)
+                        self.state = result._state
+                        self.deadline = None
+                    else:
+                        self.last_message = msg
+                        await self.apply(result, from_, "handle_call")
+                    continue
+                if size == 2 and msg[0] == CAST:
+                    try:
+                        result = h_cast(msg[1], self.state)
+                        if a_cast:
+                            result = await result
+                    except Exception as exc:
+                        self.last_message = msg
+                        await self.crash(exc)
+                    if (
+                        type(result) is NoReply
+                        and result._timeout is None
+                        and result._continue is NO_CONTINUE
+                    ):
+                        self.state = result._state
+                        self.deadline = None
+                    else:
+                        self.last_message = msg
+                        await self.apply(result, None, "handle_cast")
+                    continue
+                if size == 3 and msg[0] == otp_sys.SYSTEM:
+                    await otp_sys.handle(self, msg[1], msg[2])
+                    # a code change may have replaced the callbacks
+                    h_call, a_call, h_cast, a_cast = (
+                        self.h_call,
+                        self.a_call,
+                        self.h_cast,
+                        self.a_cast,
+                    )
+                    continue
+            elif type(msg) is Exit and self.parent is not None and msg.pid == self.parent:
+                self.last_message = msg
+                await self.stop_with(msg.reason, None)
+            await self.run_info(msg)
+
+    async def wait_message(self) -> Any:
+        """Wait for the next message this server may take now; NOTHING_YET after a timeout."""
+        if self.suspended:
+            return await otp.receive(self.is_system_or_parent)
+        if self.deadline is None:
+            return await otp.receive()
+        try:
+            return await otp.receive(None, max(0.0, self.deadline - self.loop.time()))
+        except TimeoutError:
+            self.deadline = None
+            await self.run_info(otp.TIMEOUT)
+            return NOTHING_YET
 
     def is_system_or_parent(self, msg: Any) -> bool:
         return otp_sys.is_system_message(msg) or (type(msg) is Exit and msg.pid == self.parent)
 
-    async def dispatch(self, msg: Any) -> None:
-        if type(msg) is tuple:
-            size = len(msg)
-            if size == 3:
-                kind = msg[0]
-                if kind == CALL:
-                    self.last_message = msg
-                    from_ = msg[1]
-                    await self.run_callback("handle_call", (msg[2], from_), from_)
-                    return
-                if kind == otp_sys.SYSTEM:
-                    await otp_sys.handle(self, msg[1], msg[2])
-                    return
-            elif size == 2 and msg[0] == CAST:
-                self.last_message = msg
-                await self.run_callback("handle_cast", (msg[1],), None)
-                return
-        elif type(msg) is Exit and self.parent is not None and msg.pid == self.parent:
-            self.last_message = msg
-            await self.stop_with(msg.reason, None)
+    async def run_info(self, msg: Any) -> None:
         self.last_message = msg
-        await self.run_callback("handle_info", (msg,), None)
-
-    async def run_callback(self, name: str, args: tuple[Any, ...], from_: From | None) -> None:
-        """Run one message callback and act on its result; a crash ends the server."""
         try:
-            result = getattr(self.callbacks, name)(*args, self.state)
-            if name in self.is_async:
+            result = self.h_info(msg, self.state)
+            if self.a_info:
                 result = await result
         except Exception as exc:
             await self.crash(exc)
+        await self.apply(result, None, "handle_info")
+
+    async def run_continue(self) -> None:
+        continue_, self.continue_ = self.continue_, NO_CONTINUE
+        self.last_message = ("continue", continue_)
+        try:
+            result = self.callbacks.handle_continue(continue_, self.state)
+            if "handle_continue" in self.is_async:
+                result = await result
+        except Exception as exc:
+            await self.crash(exc)
+        await self.apply(result, None, "handle_continue")
+
+    async def apply(self, result: Any, from_: From | None, callback: str) -> None:
+        """Act on any callback result: reply, new state, timeout, continue, or stop."""
         rtype = type(result)
         if rtype is Reply and from_ is not None:
             _call.reply(from_, result.reply)
@@ -506,13 +592,10 @@ class _Server:
             await self.stop_with(result.reason, None)
         elif rtype is not NoReply:
             expected = _HANDLE_RESULT if from_ is not None else _NOREPLY_RESULT
-            await self.crash(BadReturn(f"{self.cls.__qualname__}.{name}", result, expected))
+            await self.crash(BadReturn(f"{self.cls.__qualname__}.{callback}", result, expected))
         self.state = result.state
         self.continue_ = result.continue_
-        if result.timeout is None:
-            self.deadline = None
-        else:
-            self.set_timeout(result.timeout)
+        self.set_timeout(result.timeout)
 
     async def crash(self, exc: Exception) -> NoReturn:
         """A callback raised (or returned garbage): terminate, report, end with `exc`."""

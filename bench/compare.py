@@ -130,6 +130,42 @@ def main() -> int:
         None,
     )
 
+    print()
+    print("GenServer")
+    throughput("call round trip", 100_000 // scale, w.bare_gen_call, w.otp_gen_call, 0.5)
+    throughput("cast x 1M, then a call", 1_000_000 // scale, w.bare_gen_cast, w.otp_gen_cast, 0.5)
+    rounds = 100 // (scale if scale == 1 else 5)
+    b, k = best_of(
+        repeats, lambda: w.run_bare(w.bare_fanout, rounds), lambda: w.run_otp(w.otp_fanout, rounds)
+    )
+    ratio = b / k
+    ok = ratio >= 0.5
+    missed += not ok
+    casts = rounds * w.FANOUT_SERVERS
+    row(
+        f"fan-out: 1,000 servers x {rounds} rounds",
+        f"{casts / b:,.0f}/s",
+        f"{casts / k:,.0f}/s",
+        f"{ratio:.2f}x",
+        ">= 0.5x",
+        ok,
+    )
+    each = 1000 // scale
+    b, k = best_of(
+        1,
+        lambda: w.run_bare(w.bare_call_latency, each),
+        lambda: w.run_otp(w.otp_call_latency, each),
+    )
+    for label, i in (("mean", 0), ("p50", 1), ("p99", 2)):
+        row(
+            f"call latency, 100 callers: {label}",
+            f"{b[i] * 1e6:,.0f} us",
+            f"{k[i] * 1e6:,.0f} us",
+            f"{k[i] / b[i]:.2f}x",
+            "",
+            None,
+        )
+
     print("all targets met" if not missed else f"{missed} target(s) missed")
     return 1 if missed else 0
 

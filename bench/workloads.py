@@ -285,3 +285,183 @@ async def otp_exit_propagation(n: int) -> float:
     otp.exit(pid, "boom")
     await _until_alone()
     return time.perf_counter() - start
+
+
+# -- GenServer -------------------------------------------------------------------------------
+
+from behaviours import GenServer, NoReply, Reply  # noqa: E402
+
+
+class CounterServer(GenServer[int]):
+    def init(self, start: int) -> int:
+        return start
+
+    def handle_call(self, request: Any, from_: Any, state: int) -> Reply[int]:
+        return Reply(state, state)
+
+    def handle_cast(self, msg: Any, state: int) -> NoReply[int]:
+        return NoReply(state + 1)
+
+
+async def _bare_counter(box: BareMailbox) -> None:
+    """The baseline server: a task with a deque mailbox, answering calls through a future."""
+    state = 0
+    receive = box.receive
+    while True:
+        msg = await receive()
+        if type(msg) is tuple:
+            request, fut = msg
+            if request is None:
+                fut.set_result(state)
+                return
+            fut.set_result(state)
+        else:
+            state += 1
+
+
+async def _bare_call(box: BareMailbox, request: Any) -> Any:
+    fut = asyncio.get_running_loop().create_future()
+    box.send((request, fut))
+    return await fut
+
+
+async def bare_gen_call(n: int) -> float:
+    box = BareMailbox()
+    task = asyncio.get_running_loop().create_task(_bare_counter(box))
+    start = time.perf_counter()
+    for _ in range(n):
+        await _bare_call(box, "get")
+    elapsed = time.perf_counter() - start
+    await _bare_call(box, None)
+    await task
+    return elapsed
+
+
+async def otp_gen_call(n: int) -> float:
+    pid = await CounterServer.start_link(0)
+    call = GenServer.call
+    start = time.perf_counter()
+    for _ in range(n):
+        await call(pid, "get")
+    elapsed = time.perf_counter() - start
+    otp.unlink(pid)  # type: ignore[arg-type]
+    await GenServer.stop(pid)
+    return elapsed
+
+
+async def bare_gen_cast(n: int) -> float:
+    box = BareMailbox()
+    task = asyncio.get_running_loop().create_task(_bare_counter(box))
+    start = time.perf_counter()
+    for i in range(n):
+        box.send("inc")
+        if i % BATCH == 0:
+            await asyncio.sleep(0)
+    assert await _bare_call(box, "get") == n
+    elapsed = time.perf_counter() - start
+    await _bare_call(box, None)
+    await task
+    return elapsed
+
+
+async def otp_gen_cast(n: int) -> float:
+    pid = await CounterServer.start_link(0)
+    cast = GenServer.cast
+    start = time.perf_counter()
+    for i in range(n):
+        cast(pid, "inc")
+        if i % BATCH == 0:
+            await asyncio.sleep(0)
+    assert await GenServer.call(pid, "get") == n
+    elapsed = time.perf_counter() - start
+    otp.unlink(pid)  # type: ignore[arg-type]
+    await GenServer.stop(pid)
+    return elapsed
+
+
+FANOUT_SERVERS = 1000
+
+
+async def bare_fanout(rounds: int) -> float:
+    loop = asyncio.get_running_loop()
+    boxes = [BareMailbox() for _ in range(FANOUT_SERVERS)]
+    tasks = [loop.create_task(_bare_counter(box)) for box in boxes]
+    await asyncio.sleep(0)
+    start = time.perf_counter()
+    for _ in range(rounds):
+        for box in boxes:
+            box.send("inc")
+        await asyncio.sleep(0)
+    for box in boxes:
+        assert await _bare_call(box, "get") == rounds
+    elapsed = time.perf_counter() - start
+    for box in boxes:
+        await _bare_call(box, None)
+    await asyncio.gather(*tasks)
+    return elapsed
+
+
+async def otp_fanout(rounds: int) -> float:
+    pids = [await CounterServer.start(0) for _ in range(FANOUT_SERVERS)]
+    cast = GenServer.cast
+    await asyncio.sleep(0)
+    start = time.perf_counter()
+    for _ in range(rounds):
+        for pid in pids:
+            cast(pid, "inc")
+        await asyncio.sleep(0)
+    for pid in pids:
+        assert await GenServer.call(pid, "get") == rounds
+    elapsed = time.perf_counter() - start
+    for pid in pids:
+        await GenServer.stop(pid)
+    return elapsed
+
+
+CALLERS = 100
+
+
+def _percentiles(samples: list[float]) -> tuple[float, float, float]:
+    samples.sort()
+    pick = lambda q: samples[min(len(samples) - 1, int(q * len(samples)))]  # noqa: E731
+    return sum(samples) / (len(samples) * 1.0), pick(0.5), pick(0.99)
+
+
+async def bare_call_latency(calls_each: int) -> tuple[float, float, float]:
+    loop = asyncio.get_running_loop()
+    box = BareMailbox()
+    server = loop.create_task(_bare_counter(box))
+    samples: list[float] = []
+
+    async def caller() -> None:
+        clock = time.perf_counter
+        for _ in range(calls_each):
+            t = clock()
+            await _bare_call(box, "get")
+            samples.append(clock() - t)
+
+    await asyncio.gather(*(caller() for _ in range(CALLERS)))
+    await _bare_call(box, None)
+    await server
+    return _percentiles(samples)
+
+
+async def otp_call_latency(calls_each: int) -> tuple[float, float, float]:
+    pid = await CounterServer.start(0)
+    samples: list[float] = []
+
+    async def caller(parent: otp.Pid) -> None:
+        clock, call = time.perf_counter, GenServer.call
+        for _ in range(calls_each):
+            t = clock()
+            await call(pid, "get")
+            samples.append(clock() - t)
+        otp.send(parent, "done")
+
+    me = otp.self()
+    for _ in range(CALLERS):
+        otp.spawn(caller, me)
+    for _ in range(CALLERS):
+        await otp.receive()
+    await GenServer.stop(pid)
+    return _percentiles(samples)

@@ -111,15 +111,52 @@ def abandon(req: RequestId) -> None:
 
 
 async def call(server: Any, kind: str, payload: Any, timeout: float) -> Any:
-    """Send a request and wait for its reply; `CallError` if the server dies or is not there."""
-    wait = check_timeout(timeout, "call")
-    req = send_request(server, kind, payload)
+    """Send a request and wait for its reply; `CallError` if the server dies or is not there.
+
+    `send_request` + `wait_response` in one, without the RequestId: this is every
+    GenServer.call, so it is kept short.
+    """
+    wait = timeout if type(timeout) is float and 0 <= timeout < math.inf else None
+    if wait is None:
+        wait = check_timeout(timeout, "call")
+    me = current()
+    proc = server._proc if type(server) is Pid else _lookup(server)
+    if proc is None or proc.finished:
+        lost = NOCONNECTION if proc is None and _remote(server, me) else NOPROC
+        raise CallError(lost, server, payload)
+    if proc is me:
+        raise CallError("calling_self", server, payload)
+    ref = _signals.add_monitor(me, proc)
+    tag = (ALIAS, ref)
+    deliver(proc, (kind, (me.pid, tag), payload))
+
+    def match(msg: Any) -> bool:
+        t = type(msg)
+        return (t is tuple and len(msg) == 2 and msg[0] is tag) or (t is Down and msg.ref is ref)
+
     try:
-        msg = await receive(req.match, wait)
+        msg = await receive(match, wait)
     except TimeoutError:
-        abandon(req)
-        raise CallTimeout(TIMEOUT, req.server, req.request) from None
-    return settle(req, msg)
+        _signals.remove_monitor(me, ref, flush=True)
+        if me.mbox:
+            me.mbox = deque(m for m in me.mbox if not match(m))
+        raise CallTimeout(TIMEOUT, server, payload) from None
+    if type(msg) is Down:
+        raise CallError(msg.reason, server, payload)
+    _signals.remove_monitor(me, ref, flush=True)
+    return msg[1]
+
+
+def _lookup(server: Any) -> Process | None:
+    try:
+        return _registry.resolve(server)
+    except NotRegisteredError:
+        return None
+
+
+def _remote(server: Any, me: Process) -> bool:
+    node = server.node if type(server) is Pid else server[1] if type(server) is tuple else None
+    return node is not None and node != me.pid.node
 
 
 async def wait_response(req: RequestId, timeout: float = math.inf) -> Any:

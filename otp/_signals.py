@@ -31,6 +31,7 @@ __all__ = [
     "link",
     "monitor",
     "process_flag",
+    "remove_monitor",
     "terminate",
     "unlink",
 ]
@@ -180,7 +181,11 @@ def demonitor(ref: Ref, flush: bool = False) -> bool:
 
     True when the monitor was still active.
     """
-    me = _process.current()
+    return remove_monitor(_process.current(), ref, flush)
+
+
+def remove_monitor(me: Process, ref: Ref, flush: bool) -> bool:
+    """`demonitor` for the process `me` (the caller)."""
     target = me.monitors.pop(ref, None) if me.monitors else None
     if target is not None:
         tproc = target._proc
