@@ -3,25 +3,43 @@
 from __future__ import annotations
 
 from ._child_spec import ChildSpec as ChildSpec
+from ._child_spec import InvalidChildSpec as InvalidChildSpec
 from ._results import BadReturn as BadReturn
 from ._results import Init as Init
 from ._results import NoReply as NoReply
 from ._results import Reply as Reply
 from ._results import Stop as Stop
+from ._supervision import ChildCounts as ChildCounts
+from ._supervision import ChildInfo as ChildInfo
+from ._supervision import SupervisorError as SupervisorError
+from ._supervision import SupervisorReport as SupervisorReport
+from .dynamic_supervisor import DynamicSupervisor as DynamicSupervisor
 from .gen_server import GenServer as GenServer
 from .gen_server import RequestId as RequestId
 from .gen_server import ServerReport as ServerReport
 from .gen_server import UnexpectedMessage as UnexpectedMessage
+from .supervisor import Strategy as Strategy
+from .supervisor import Supervisor as Supervisor
+from .supervisor import SupFlags as SupFlags
 
 __all__ = [
     "BadReturn",
+    "ChildCounts",
+    "ChildInfo",
     "ChildSpec",
+    "DynamicSupervisor",
     "GenServer",
     "Init",
+    "InvalidChildSpec",
     "NoReply",
     "Reply",
     "RequestId",
     "ServerReport",
     "Stop",
+    "Strategy",
+    "SupFlags",
+    "Supervisor",
+    "SupervisorError",
+    "SupervisorReport",
     "UnexpectedMessage",
 ]

@@ -213,7 +213,7 @@ class GenServer(Generic[S]):
         other keywords override spec fields (`id`, `restart`, `shutdown`, ...)."""
         name = overrides.pop("name", None)
         start = (cls.start_link, arg) if name is None else (_named_start, cls, arg, name)
-        spec = ChildSpec(id=cls, start=start, modules=(cls,))
+        spec = ChildSpec(id=cls, start=start, shutdown=5.0, modules=(cls,))
         return spec.replace(**overrides) if overrides else spec
 
     # -- client API ---------------------------------------------------------------------

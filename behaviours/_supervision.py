@@ -1,0 +1,293 @@
+"""What Supervisor and DynamicSupervisor share: starting a child, shutting children down,
+counting restarts, and the supervisor reports."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+import otp
+from otp import KILL, KILLED, NORMAL, SHUTDOWN, Down, Exit, Pid, Ref, is_abnormal
+
+from ._child_spec import ChildSpec
+
+__all__ = [
+    "RESTARTING",
+    "Child",
+    "ChildCounts",
+    "ChildInfo",
+    "RestartIntensity",
+    "SupervisorError",
+    "SupervisorReport",
+    "exit_is_restart",
+    "monitor_child",
+    "report",
+    "shutdown_all",
+    "shutdown_one",
+    "start_child_process",
+]
+
+RESTARTING: Final = "restarting"
+"""The pid a child has while its restart keeps failing (the supervisor retries)."""
+
+_logger = logging.getLogger("otp.supervisor")
+
+ReportContext = Literal["start_error", "child_terminated", "shutdown_error", "shutdown"]
+
+
+class SupervisorError(otp.OTPError):
+    """A supervisor refused a request; `.reason` is `"not_found"`, `"running"`,
+    `"restarting"`, `"already_present"`, `"max_children"`, or an `otp.AlreadyStartedError`."""
+
+    def __init__(self, reason: Any, message: str | None = None) -> None:
+        self.reason = reason
+        super().__init__(message or f"supervisor refused: {reason!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class ChildInfo:
+    """One row of `which_children`: `.pid` is a Pid, None (not running) or "restarting"."""
+
+    id: Any
+    pid: Pid | str | None
+    type: str
+    modules: tuple[Any, ...] | str
+
+
+@dataclass(frozen=True, slots=True)
+class ChildCounts:
+    """What `count_children` reports."""
+
+    specs: int
+    active: int
+    supervisors: int
+    workers: int
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisorReport:
+    """A supervisor event worth an operator's attention (logged on `otp.supervisor`).
+
+    `context` is `start_error`, `child_terminated`, `shutdown_error`, or `shutdown` (with
+    `reason="reached_max_restart_intensity"` or `"auto_shutdown"`).
+    """
+
+    supervisor: Any
+    context: ReportContext
+    reason: Any
+    offender: Any
+
+
+def report(supervisor: Any, context: ReportContext, reason: Any, offender: Any) -> None:
+    record = SupervisorReport(supervisor, context, reason, offender)
+    _logger.error(
+        "SUPERVISOR REPORT supervisor=%s context=%s reason=%r offender=%r",
+        supervisor,
+        context,
+        reason,
+        offender,
+        extra={"otp_report": record},
+    )
+
+
+class Child:
+    """A supervised child. A temporary child keeps no spec (nor start arguments): it is
+    never restarted, so nothing of its start is worth holding."""
+
+    __slots__ = (
+        "args",
+        "id",
+        "modules",
+        "pid",
+        "ref",
+        "restart",
+        "shutdown",
+        "significant",
+        "spec",
+        "type",
+    )
+
+    def __init__(self, spec: ChildSpec, args: tuple[Any, ...] = ()) -> None:
+        self.id = spec.id
+        self.restart = spec.restart
+        self.shutdown = spec.shutdown
+        self.type = spec.type
+        self.significant = spec.significant
+        self.modules = spec.modules
+        temporary = spec.restart == "temporary"
+        self.spec: ChildSpec | None = None if temporary else spec
+        self.args = () if temporary else args
+        self.pid: Pid | str | None = None
+        self.ref: Ref | None = None
+
+    def use(self, spec: ChildSpec) -> None:
+        """Take a changed spec (code change): it applies from the next (re)start."""
+        self.restart = spec.restart
+        self.shutdown = spec.shutdown
+        self.type = spec.type
+        self.significant = spec.significant
+        self.modules = spec.modules
+        self.spec = spec
+
+    @property
+    def running(self) -> bool:
+        return type(self.pid) is Pid
+
+    def info(self, id: Any = None) -> ChildInfo:
+        return ChildInfo(self.id if id is None else id, self.pid, self.type, self.modules)
+
+
+async def start_child_process(spec: ChildSpec, extra: tuple[Any, ...] = ()) -> Pid | None:
+    """Run the spec's start in the supervisor; the child's pid, linked and monitored by the
+    caller, or None when it chose not to start. A failure raises `otp.StartError`."""
+    fn, args = spec.start_call()
+    try:
+        result = await fn(*extra, *args)
+    except otp.StartError:
+        raise
+    except otp.AlreadyStartedError as exc:
+        raise otp.StartError(exc, f"child {spec.id!r} is already started as {exc.pid!r}") from exc
+    except Exception as exc:
+        raise otp.StartError(exc, f"child {spec.id!r} failed to start: {exc!r}") from exc
+    if result is None or result is otp.IGNORE:
+        return None
+    if type(result) is not Pid:
+        raise otp.StartError(
+            ("bad_start_return", result),
+            f"the start of child {spec.id!r} returned {result!r}; expected a Pid or None",
+        )
+    otp.link(result)  # whatever the start function did, a supervisor links its children
+    return result
+
+
+def monitor_child(child: Child, pid: Pid) -> None:
+    child.pid = pid
+    child.ref = otp.monitor(pid)
+
+
+async def _forget_exit(pid: Pid) -> None:
+    """Drop an `Exit` of `pid` already queued (it died before we unlinked)."""
+    try:  # noqa: SIM105  (an await cannot sit in contextlib.suppress any cheaper)
+        await otp.receive(lambda m: type(m) is Exit and m.pid == pid, timeout=0)
+    except TimeoutError:
+        pass
+
+
+def _expected(child: Child, reason: Any) -> bool:
+    """A reason a shut-down child may end with without a `shutdown_error` report."""
+    if type(reason) is str:
+        if reason == SHUTDOWN or (reason == KILLED and child.shutdown == "brutal_kill"):
+            return True
+        if reason == NORMAL:
+            return child.restart != "permanent"
+        return False
+    return type(reason) is tuple and len(reason) == 2 and reason[0] == SHUTDOWN
+
+
+async def shutdown_one(supervisor: Any, child: Child) -> Any:
+    """Stop one running child as its `shutdown` says; wait until it is gone; its reason."""
+    pid, ref = child.pid, child.ref
+    child.pid, child.ref = None, None
+    if type(pid) is not Pid or ref is None:
+        return None
+    otp.unlink(pid)
+    await _forget_exit(pid)
+    shutdown = child.shutdown
+    otp.exit(pid, KILL if shutdown == "brutal_kill" else SHUTDOWN)
+
+    def down(m: Any) -> bool:
+        return type(m) is Down and m.ref is ref
+
+    wait = None if shutdown in ("brutal_kill", math.inf) else float(shutdown)  # type: ignore[arg-type]
+    try:
+        msg = await otp.receive(down, wait)
+    except TimeoutError:
+        otp.exit(pid, KILL)
+        msg = await otp.receive(down)
+    if not _expected(child, msg.reason):
+        report(supervisor, "shutdown_error", msg.reason, child.id)
+    return msg.reason
+
+
+async def shutdown_all(supervisor: Any, children: Iterable[Child]) -> None:
+    """Stop many children at once (DynamicSupervisor): signal all, then collect every exit,
+    killing the ones that outlive their shutdown time (one timer per distinct time)."""
+    me = otp.self()
+    pending: dict[Ref, Child] = {}
+    timers: dict[float, otp.TimerRef] = {}
+    for child in children:
+        pid, ref = child.pid, child.ref
+        if type(pid) is not Pid or ref is None:
+            continue
+        otp.unlink(pid)
+        pending[ref] = child
+        shutdown = child.shutdown
+        if shutdown == "brutal_kill":
+            otp.exit(pid, KILL)
+        else:
+            otp.exit(pid, SHUTDOWN)
+            if (
+                isinstance(shutdown, float | int)
+                and shutdown != math.inf
+                and shutdown not in timers
+            ):
+                timers[shutdown] = otp.send_after(shutdown, me, ("$shutdown_timeout", shutdown))
+
+    def ours(m: Any) -> bool:
+        if type(m) is Down:
+            return m.ref in pending
+        return type(m) is tuple and len(m) == 2 and m[0] == "$shutdown_timeout" and m[1] in timers
+
+    while pending:
+        msg = await otp.receive(ours)
+        if type(msg) is Down:
+            child = pending.pop(msg.ref)
+            if not _expected(child, msg.reason):
+                report(supervisor, "shutdown_error", msg.reason, child.pid)
+            child.pid, child.ref = None, None
+        else:
+            late = msg[1]
+            del timers[late]
+            for child in pending.values():
+                if child.shutdown == late and type(child.pid) is Pid:
+                    otp.exit(child.pid, KILL)
+    for timer in timers.values():
+        otp.cancel_timer(timer)
+
+
+def exit_is_restart(supervisor: Any, child: Child, reason: Any) -> bool:
+    """Report a child's own exit as OTP does; True when its restart type asks for a restart
+    (permanent: always; transient: after an abnormal exit; temporary: never)."""
+    child.pid, child.ref = None, None
+    abnormal = is_abnormal(reason)
+    if child.restart == "permanent" or abnormal:
+        report(supervisor, "child_terminated", reason, child.id)
+    return child.restart == "permanent" or (child.restart == "transient" and abnormal)
+
+
+class RestartIntensity:
+    """At most `intensity` restarts within any `period` seconds (a sliding window)."""
+
+    __slots__ = ("clock", "intensity", "period", "restarts")
+
+    def __init__(
+        self, intensity: int, period: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.intensity = intensity
+        self.period = period
+        self.clock = clock
+        self.restarts: deque[float] = deque()
+
+    def add(self) -> bool:
+        """Record a restart; False when that is one too many."""
+        now = self.clock()
+        restarts = self.restarts
+        restarts.append(now)
+        while restarts and now - restarts[0] > self.period:
+            restarts.popleft()
+        return len(restarts) <= self.intensity

@@ -1,0 +1,257 @@
+"""DynamicSupervisor: children started on demand, all alike, stopped all at once.
+
+| API                                        | what the supervisor does                     |
+|--------------------------------------------|----------------------------------------------|
+| `DynamicSupervisor.start_link(...)`        | start with no children                       |
+| `start_child(sup, spec)`                   | start one (`extra_arguments` go first)        |
+| a child exits                              | restart it by its restart type (one_for_one) |
+| `terminate_child(sup, pid)`                | stop that child                              |
+| the supervisor is stopped                  | stop every child concurrently                |
+
+Children are known by pid; the spec of a temporary child is not kept.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+import otp
+from otp import SHUTDOWN, Down, Exit, Pid
+from otp._process import current
+
+from ._child_spec import ChildSpec, InvalidChildSpec, check, to_spec
+from ._results import NoReply, Reply, Stop
+from ._supervision import (
+    Child,
+    ChildCounts,
+    ChildInfo,
+    RestartIntensity,
+    SupervisorError,
+    exit_is_restart,
+    monitor_child,
+    report,
+    shutdown_all,
+    shutdown_one,
+    start_child_process,
+)
+from .gen_server import GenServer
+
+__all__ = ["DynamicSupervisor"]
+
+TRY_AGAIN: Final = "$try_again_restart"
+
+
+class DynamicSupervisor:
+    """The DynamicSupervisor API (static methods; there is nothing to subclass)."""
+
+    @staticmethod
+    async def start_link(
+        name: str | None = None,
+        strategy: str = "one_for_one",
+        intensity: int = 3,
+        period: float = 5.0,
+        max_children: float = math.inf,
+        extra_arguments: Sequence[Any] = (),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> Pid:
+        """Start an empty dynamic supervisor linked to the caller.
+
+        At most `intensity` restarts in `period` seconds; at most `max_children` children;
+        `extra_arguments` are passed first to every child's start.
+        """
+        if strategy != "one_for_one":
+            raise ValueError(f"a DynamicSupervisor's strategy is 'one_for_one'\nGot: {strategy!r}")
+        from .supervisor import check_flags
+
+        flags = check_flags(strategy, intensity, period, "never", clock)
+        if isinstance(max_children, bool) or not (
+            isinstance(max_children, int | float) and max_children >= 0
+        ):
+            raise ValueError(f"max_children must be a number >= 0\nGot: {max_children!r}")
+        if not isinstance(extra_arguments, list | tuple):
+            raise ValueError(f"extra_arguments must be a list or tuple\nGot: {extra_arguments!r}")
+        setup = _Setup(
+            RestartIntensity(flags.intensity, flags.period, flags.clock),
+            max_children,
+            tuple(extra_arguments),
+        )
+        pid = await _DynamicServer.start_link(setup, name=name)
+        assert pid is not None
+        return pid
+
+    @staticmethod
+    def child_spec(**options: Any) -> ChildSpec:
+        """The spec to run a DynamicSupervisor under a Supervisor (`id` defaults to the
+        name, or the DynamicSupervisor class)."""
+        name = options.get("name")
+        spec_id = options.pop("id", name if name is not None else DynamicSupervisor)
+        return ChildSpec(
+            id=spec_id,
+            start=(_start_with, options),
+            type="supervisor",
+            modules=(DynamicSupervisor,),
+        )
+
+    @staticmethod
+    async def start_child(sup: Any, child: Any) -> Pid | None:
+        """Start a child; its pid, or None if it ignored the start.
+
+        `SupervisorError("max_children")` at the limit; `otp.StartError` if it fails.
+        """
+        spec = to_spec(child)
+        if spec.significant:
+            raise InvalidChildSpec(
+                "a DynamicSupervisor has no auto_shutdown: its children cannot be significant",
+                spec.significant,
+                "significant",
+            )
+        return await _request(sup, ("start_child", spec))  # type: ignore[no-any-return]
+
+    @staticmethod
+    async def terminate_child(sup: Any, pid: Pid) -> None:
+        """Stop the child `pid`; `SupervisorError("not_found")` if it is not a child."""
+        await _request(sup, ("terminate_child", pid))
+
+    @staticmethod
+    async def which_children(sup: Any) -> list[ChildInfo]:
+        """Every child (`id` is None: dynamic children have none)."""
+        return await _request(sup, "which_children")  # type: ignore[no-any-return]
+
+    @staticmethod
+    async def count_children(sup: Any) -> ChildCounts:
+        """`specs` counts every child, `active` the running ones."""
+        return await _request(sup, "count_children")  # type: ignore[no-any-return]
+
+
+async def _start_with(options: dict[str, Any]) -> Pid:
+    return await DynamicSupervisor.start_link(**options)
+
+
+async def _request(sup: Any, request: Any) -> Any:
+    status, value = await GenServer.call(sup, request, math.inf)
+    if status == "ok":
+        return value
+    if status == "start_error":
+        raise value
+    raise SupervisorError(value, f"dynamic supervisor {sup!r} refused {request!r}: {value!r}")
+
+
+class _Setup:
+    __slots__ = ("extra", "intensity", "max_children")
+
+    def __init__(
+        self, intensity: RestartIntensity, max_children: float, extra: tuple[Any, ...]
+    ) -> None:
+        self.intensity = intensity
+        self.max_children = max_children
+        self.extra = extra
+
+
+class _State:
+    __slots__ = ("children", "name", "restarting", "setup", "tokens")
+
+    def __init__(self, setup: _Setup, name: Any) -> None:
+        self.setup = setup
+        self.name = name
+        self.children: dict[Pid, Child] = {}
+        self.restarting: dict[int, Child] = {}
+        self.tokens = itertools.count()
+
+
+class _DynamicServer(GenServer[_State]):
+    """The GenServer every DynamicSupervisor runs."""
+
+    def init(self, setup: _Setup) -> _State:
+        otp.process_flag("trap_exit", True)
+        me = current()
+        me.behaviour = DynamicSupervisor
+        return _State(setup, me.regname or me.pid)
+
+    async def handle_call(self, request: Any, from_: Any, state: _State) -> Any:
+        match request:
+            case ("start_child", spec):
+                if len(state.children) + len(state.restarting) >= state.setup.max_children:
+                    return Reply(("error", "max_children"), state)
+                spec = check(spec)
+                try:
+                    pid = await start_child_process(spec, state.setup.extra)
+                except otp.StartError as failed:
+                    return Reply(("start_error", failed), state)
+                if pid is not None:
+                    child = Child(spec, state.setup.extra)
+                    monitor_child(child, pid)
+                    state.children[pid] = child
+                return Reply(("ok", pid), state)
+            case ("terminate_child", pid):
+                found = state.children.pop(pid, None) if type(pid) is Pid else None
+                if found is None:
+                    return Reply(("error", "not_found"), state)
+                await shutdown_one(state.name, found)
+                return Reply(("ok", None), state)
+            case "which_children":
+                infos = [c.info(None) for c in state.children.values()]
+                infos += [c.info(None) for c in state.restarting.values()]
+                return Reply(("ok", infos), state)
+            case "count_children":
+                everyone = [*state.children.values(), *state.restarting.values()]
+                supervisors = sum(1 for c in everyone if c.type == "supervisor")
+                counts = ChildCounts(
+                    specs=len(everyone),
+                    active=len(state.children),
+                    supervisors=supervisors,
+                    workers=len(everyone) - supervisors,
+                )
+                return Reply(("ok", counts), state)
+        return Reply(("error", ("unknown_request", request)), state)
+
+    async def handle_info(self, msg: Any, state: _State) -> Any:
+        if type(msg) is Exit:
+            child = state.children.pop(msg.pid, None)
+            if child is not None and child.ref is not None:
+                otp.demonitor(child.ref, flush=True)
+                return await _exited(state, child, msg.reason)
+        elif type(msg) is Down:
+            child = state.children.get(msg.pid)  # type: ignore[arg-type]
+            if child is not None and child.ref is msg.ref:  # it had unlinked itself
+                del state.children[msg.pid]  # type: ignore[arg-type]
+                return await _exited(state, child, msg.reason)
+        elif type(msg) is tuple and len(msg) == 2 and msg[0] == TRY_AGAIN:
+            waiting = state.restarting.pop(msg[1], None)
+            if waiting is not None:
+                return await _restart(state, waiting)
+        return NoReply(state)
+
+    async def terminate(self, reason: Any, state: _State) -> None:
+        state.restarting.clear()
+        await shutdown_all(state.name, list(state.children.values()))
+        state.children.clear()
+
+
+async def _exited(state: _State, child: Child, reason: Any) -> Any:
+    if not exit_is_restart(state.name, child, reason):
+        return NoReply(state)
+    return await _restart(state, child)
+
+
+async def _restart(state: _State, child: Child) -> Any:
+    if not state.setup.intensity.add():
+        report(state.name, "shutdown", "reached_max_restart_intensity", child.id)
+        return Stop(SHUTDOWN, state)
+    assert child.spec is not None
+    try:
+        pid = await start_child_process(child.spec, child.args)
+    except otp.StartError as err:
+        report(state.name, "start_error", err.reason, child.id)
+        child.pid = "restarting"
+        token = next(state.tokens)
+        state.restarting[token] = child
+        otp.send(otp.self(), (TRY_AGAIN, token))
+        return NoReply(state)
+    if pid is not None:  # a restart that is ignored drops the child
+        monitor_child(child, pid)
+        state.children[pid] = child
+    return NoReply(state)
