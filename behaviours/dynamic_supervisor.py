@@ -135,7 +135,7 @@ async def _request(sup: Any, request: Any) -> Any:
     status, value = await GenServer.call(sup, request, math.inf)
     if status == "ok":
         return value
-    if status == "start_error":
+    if status == "raise":
         raise value
     raise SupervisorError(value, f"dynamic supervisor {sup!r} refused {request!r}: {value!r}")
 
@@ -179,8 +179,8 @@ class _DynamicServer(GenServer[_State]):
                 spec = check(spec)
                 try:
                     pid = await start_child_process(spec, state.setup.extra)
-                except otp.StartError as failed:
-                    return Reply(("start_error", failed), state)
+                except otp.StartError as failed:  # raised again in the caller
+                    return Reply(("raise", failed), state)
                 if pid is not None:
                     child = Child(spec, state.setup.extra)
                     monitor_child(child, pid)

@@ -240,7 +240,7 @@ async def _request(sup: Any, request: Any) -> Any:
     status, value = await GenServer.call(sup, request, math.inf)
     if status == "ok":
         return value
-    if status == "start_error":
+    if status == "raise":
         raise value
     raise SupervisorError(value, f"supervisor {sup!r} refused {request!r}: {value!r}")
 
@@ -310,8 +310,8 @@ class _SupervisorServer(GenServer[_State]):
             value = await _administer(state, request)
         except SupervisorError as refused:
             return Reply(("error", refused.reason), state)
-        except otp.StartError as failed:
-            return Reply(("start_error", failed), state)
+        except (otp.StartError, InvalidChildSpec) as failed:  # raised again in the caller
+            return Reply(("raise", failed), state)
         return Reply(("ok", value), state)
 
     async def handle_info(self, msg: Any, state: _State) -> Any:

@@ -157,3 +157,67 @@ def pid_of(pid: otp.Pid | None) -> otp.Pid:
     """The pid a start returned, which the test expects to be there."""
     assert pid is not None
     return pid
+
+
+class Worker(GenServer[Any]):
+    """The test child of OTP's supervisor suite: traps exits; "stop" ends it with normal,
+    "die" with "died"; an exit signal from its supervisor ends it with that reason."""
+
+    def init(self, arg: Any) -> Any:
+        otp.process_flag("trap_exit", True)
+        match arg:
+            case ("fail_if", flags, key) if flags.get(key):
+                return Stop(("start_failed", key))
+            case ("ignore",):
+                return otp.IGNORE
+            case ("slow_exit", seconds):
+                return ("slow_exit", seconds)
+        return arg
+
+    def handle_call(self, request: Any, from_: Any, state: Any) -> Any:
+        return Reply(state, state)
+
+    def handle_info(self, msg: Any, state: Any) -> Any:
+        match msg:
+            case "stop":
+                return Stop(otp.NORMAL, state)
+            case "die":
+                return Stop("died", state)
+            case ("exit", reason):
+                return Stop(reason, state)
+            case "unlink":
+                info = otp.process_info(otp.self())
+                assert info is not None
+                otp.unlink(info.parent)
+                return NoReply(state)
+        return NoReply(state)
+
+    async def terminate(self, reason: Any, state: Any) -> None:
+        if isinstance(state, tuple) and state[0] == "slow_exit":
+            await asyncio.sleep(state[1])
+        watcher = otp.whereis("watcher")
+        if watcher is not None:
+            otp.send(watcher, ("terminated", otp.self(), reason))
+
+
+class FakeClock:
+    """A clock the test moves by hand, for restart-intensity windows."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class AdvancingClock(FakeClock):
+    """A clock that moves `step` seconds each time it is read: with a step longer than the
+    period, failing restarts never pile up, so a restart loop can go on while a test looks."""
+
+    def __init__(self, step: float) -> None:
+        super().__init__()
+        self.step = step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
