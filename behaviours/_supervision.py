@@ -138,8 +138,9 @@ class Child:
     def running(self) -> bool:
         return type(self.pid) is Pid
 
-    def info(self, id: Any = None) -> ChildInfo:
-        return ChildInfo(self.id if id is None else id, self.pid, self.type, self.modules)
+    def info(self, *, anonymous: bool = False) -> ChildInfo:
+        """Its `which_children` row; dynamic children show no id."""
+        return ChildInfo(None if anonymous else self.id, self.pid, self.type, self.modules)
 
 
 async def start_child_process(spec: ChildSpec, extra: tuple[Any, ...] = ()) -> Pid | None:

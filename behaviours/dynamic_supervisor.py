@@ -193,8 +193,8 @@ class _DynamicServer(GenServer[_State]):
                 await shutdown_one(state.name, found)
                 return Reply(("ok", None), state)
             case "which_children":
-                infos = [c.info(None) for c in state.children.values()]
-                infos += [c.info(None) for c in state.restarting.values()]
+                infos = [c.info(anonymous=True) for c in state.children.values()]
+                infos += [c.info(anonymous=True) for c in state.restarting.values()]
                 return Reply(("ok", infos), state)
             case "count_children":
                 everyone = [*state.children.values(), *state.restarting.values()]
