@@ -168,6 +168,9 @@ class Worker(GenServer[Any]):
         match arg:
             case ("fail_if", flags, key) if flags.get(key):
                 return Stop(("start_failed", key))
+            case ("fail_times", counts, key) if counts.get(key, 0) > 0:
+                counts[key] -= 1
+                return Stop(("start_failed", key))
             case ("ignore",):
                 return otp.IGNORE
             case ("slow_exit", seconds):

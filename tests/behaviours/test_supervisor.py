@@ -896,3 +896,59 @@ async def test_the_supervisor_that_received_bad_input_keeps_running(node: object
         await Supervisor.start_child(sup, "junk")
     assert await pid(sup, "a") == a and await counts(sup) == [1, 1, 0, 1]
     await stop_sup(sup)
+
+
+TREE_FAILURES: dict[str, int] = {}
+
+
+class Branch(Supervisor):
+    def init(self, arg: Any) -> Any:
+        return Supervisor.flags(intensity=1, period=3600), [
+            spec("leaf", ("fail_times", TREE_FAILURES, "leaf"))
+        ]
+
+
+async def test_a_tree_of_supervisors(node: object) -> None:
+    """Case 59."""
+    TREE_FAILURES["leaf"] = 0
+    top = await start_sup(
+        [
+            Branch.child_spec(None, id="sup1"),
+            Branch.child_spec(None, id="sup2"),
+            Branch.child_spec(None, id="sup3", restart="transient"),
+        ],
+        strategy="one_for_all",
+        intensity=4,
+        period=3600,
+    )
+    await Supervisor.terminate_child(top, "sup3")
+    assert await counts(top) == [3, 2, 3, 0]
+    sup2 = await pid(top, "sup2")
+    leaf = await pid(sup2, "leaf")
+    await Supervisor.start_child(sup2, spec("added"))
+    with capture_reports():
+        otp.send(leaf, "die")  # only the worker restarts
+        await ended(leaf)
+        assert await pid(top, "sup2") == sup2 and await pid(sup2, "leaf") not in (None, leaf)
+        # the next restart fails once: sup2 passes its intensity, top restarts all three
+        TREE_FAILURES["leaf"] = 1
+        leaf = await pid(sup2, "leaf")
+        otp.send(leaf, "die")
+        await ended(sup2)
+        assert await counts(top) == [3, 3, 3, 0]
+    new_sup2 = await pid(top, "sup2")
+    assert new_sup2 != sup2
+    assert [i.id for i in await Supervisor.which_children(new_sup2)] == ["leaf"]  # init's only
+    await stop_sup(top)
+
+
+async def test_temporary_children_keep_no_start_arguments(node: object) -> None:
+    """Case 35."""
+    sup = await start_sup([])
+    big = "x" * 100_000
+    await Supervisor.start_child(sup, spec("temp", big, restart="temporary"))
+    await Supervisor.start_child(sup, spec("perm", big))
+    state = await otp.sys.get_state(sup)
+    kept = {child.id: child.spec for child in state.children}
+    assert kept["temp"] is None and kept["perm"] is not None
+    await stop_sup(sup)
