@@ -903,7 +903,7 @@ TREE_FAILURES: dict[str, int] = {}
 
 class Branch(Supervisor):
     def init(self, arg: Any) -> Any:
-        return Supervisor.flags(intensity=1, period=3600), [
+        return Supervisor.flags(intensity=2, period=3600), [
             spec("leaf", ("fail_times", TREE_FAILURES, "leaf"))
         ]
 
@@ -930,7 +930,8 @@ async def test_a_tree_of_supervisors(node: object) -> None:
         otp.send(leaf, "die")  # only the worker restarts
         await ended(leaf)
         assert await pid(top, "sup2") == sup2 and await pid(sup2, "leaf") not in (None, leaf)
-        # the next restart fails once: sup2 passes its intensity, top restarts all three
+        # the next restart fails (restart 2 of 2), its retry is one too many: sup2 gives
+        # up and top restarts all three
         TREE_FAILURES["leaf"] = 1
         leaf = await pid(sup2, "leaf")
         otp.send(leaf, "die")
