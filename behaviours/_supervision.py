@@ -13,6 +13,7 @@ from typing import Any, Final, Literal
 
 import otp
 from otp import KILL, KILLED, NORMAL, SHUTDOWN, Down, Exit, Pid, Ref, is_abnormal
+from otp.reports import emit
 
 from ._child_spec import ChildSpec
 
@@ -84,14 +85,15 @@ class SupervisorReport:
 
 
 def report(supervisor: Any, context: ReportContext, reason: Any, offender: Any) -> None:
-    record = SupervisorReport(supervisor, context, reason, offender)
-    _logger.error(
+    emit(
+        _logger,
+        logging.ERROR,
+        SupervisorReport(supervisor, context, reason, offender),
         "SUPERVISOR REPORT supervisor=%s context=%s reason=%r offender=%r",
         supervisor,
         context,
         reason,
         offender,
-        extra={"otp_report": record},
     )
 
 

@@ -44,6 +44,7 @@ from otp import IGNORE, NORMAL, Exit, ExitError, Pid, Ref, StartError, _call, is
 from otp import sys as otp_sys
 from otp._mailbox import send
 from otp._process import Process, current
+from otp.reports import emit
 
 from ._child_spec import ChildSpec
 from ._results import NO_CONTINUE, NO_REPLY, BadReturn, Init, NoReply, Reply, Stop
@@ -149,13 +150,15 @@ class GenServer(Generic[S]):
         """Default: log a warning (never drop a message silently) and keep the state."""
         proc = current()
         report = UnexpectedMessage(proc.pid, proc.regname, type(self), msg)
-        _logger.warning(
-            "GenServer %s %r received an unexpected message in handle_info: %r "
-            "(define handle_info to handle it)",
+        emit(
+            _logger,
+            logging.WARNING,
+            report,
+            "gen_server.no_handle_info: GenServer %s %r received an unexpected message "
+            "in handle_info: %r (define handle_info to handle it)",
             type(self).__qualname__,
             report.name or report.pid,
             msg,
-            extra={"otp_report": report},
         )
         return NoReply(state)
 
@@ -624,6 +627,8 @@ class _Server:
             return {**status, "state": f"{self.cls.__qualname__}.format_status crashed"}
 
     def report(self, reason: Any, exc: BaseException | None) -> None:
+        if not _logger.isEnabledFor(logging.ERROR):
+            return
         last = self.last_message
         client = last[1][0] if type(last) is tuple and len(last) == 3 and last[0] == CALL else None
         shown = self.formatted(message=last, reason=reason)
@@ -636,7 +641,10 @@ class _Server:
             reason=shown.get("reason", reason),
             client=client,
         )
-        _logger.error(
+        emit(
+            _logger,
+            logging.ERROR,
+            report,
             "GenServer %s %r terminating\n** Last message in: %r\n** When state == %r\n"
             "** Reason: %r%s",
             self.cls.__qualname__,
@@ -645,8 +653,7 @@ class _Server:
             report.state,
             report.reason,
             f"\n** Client: {client!r}" if client is not None else "",
-            exc_info=(type(exc), exc, exc.__traceback__) if exc is not None else None,
-            extra={"otp_report": report},
+            exc=exc,
         )
 
     # -- otp.sys.SystemHandler ----------------------------------------------------------

@@ -27,6 +27,11 @@ def best_of(repeats: int, bare: Callable[[], Any], kernel: Callable[[], Any]) ->
     return min(bare_runs, key=key), min(kernel_runs, key=key)
 
 
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return ordered[len(ordered) // 2], ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
 def row(name: str, bare: str, kernel: str, ratio: str, target: str, ok: bool | None) -> None:
     verdict = "" if ok is None else ("ok" if ok else "MISSED")
     print(f"{name:<34} {bare:>14} {kernel:>14} {ratio:>8} {target:>10}  {verdict}")
@@ -165,6 +170,49 @@ def main() -> int:
             "",
             None,
         )
+
+    print()
+    print("Supervisors")
+    n = 1000 // scale
+    b, k = best_of(
+        1,
+        lambda: w.run_bare(w.bare_restart_latency, n),
+        lambda: w.run_otp(w.otp_restart_latency, n),
+    )
+    bp, kp = percentiles(b), percentiles(k)
+    ratio = kp[0] / bp[0]
+    ok = ratio <= 2.0
+    missed += not ok
+    row(
+        f"restart latency p50 ({n:,} crashes)",
+        f"{bp[0] * 1e6:,.0f} us",
+        f"{kp[0] * 1e6:,.0f} us",
+        f"{ratio:.2f}x",
+        "<= 2x",
+        ok,
+    )
+    row(
+        "restart latency p99",
+        f"{bp[1] * 1e6:,.0f} us",
+        f"{kp[1] * 1e6:,.0f} us",
+        f"{kp[1] / bp[1]:.2f}x",
+        "",
+        None,
+    )
+    small = w.run_otp(w.otp_dynamic_churn, 1000)
+    big = w.run_otp(w.otp_dynamic_churn, 100_000 // scale)
+    row("DynamicSupervisor start+stop, 1,000", "", f"{small * 1e6:,.1f} us/child", "", "", None)
+    row(
+        f"DynamicSupervisor start+stop, {100_000 // scale:,}",
+        "",
+        f"{big * 1e6:,.1f} us/child",
+        f"{big / small:.2f}x",
+        "flat",
+        None,
+    )
+    width = 100 if scale == 1 else 30
+    elapsed, count = w.run_otp(w.otp_tree_shutdown, width)
+    row(f"shut down a tree of {count:,} processes", "", f"{elapsed * 1000:,.0f} ms", "", "", None)
 
     print("all targets met" if not missed else f"{missed} target(s) missed")
     return 1 if missed else 0

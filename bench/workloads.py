@@ -465,3 +465,124 @@ async def otp_call_latency(calls_each: int) -> tuple[float, float, float]:
         await otp.receive()
     await GenServer.stop(pid)
     return _percentiles(samples)
+
+
+# -- Supervisors ------------------------------------------------------------------------------
+
+import logging  # noqa: E402
+
+from behaviours import DynamicSupervisor, Supervisor  # noqa: E402
+
+
+def quiet_reports() -> None:
+    """Crash and supervisor reports are built and dropped (no I/O in the measurement)."""
+    log = logging.getLogger("otp")
+    log.propagate = False
+    if not log.handlers:
+        log.addHandler(logging.NullHandler())
+
+
+class Crashy(GenServer[int]):
+    def init(self, arg: int) -> int:
+        return arg
+
+    def handle_call(self, request: Any, from_: Any, state: int) -> Reply[int]:
+        return Reply("pong", state)
+
+    def handle_cast(self, msg: Any, state: int) -> NoReply[int]:
+        raise RuntimeError("crash on purpose")
+
+
+async def bare_restart_latency(n: int) -> list[float]:
+    """A task that respawns its child task (with a fresh mailbox) when it raises."""
+    loop = asyncio.get_running_loop()
+    samples: list[float] = []
+    current: list[BareMailbox] = []
+    respawned: list[asyncio.Future[None]] = []
+
+    async def child(box: BareMailbox) -> None:
+        while True:
+            msg = await box.receive()
+            if msg == "crash":
+                raise RuntimeError("crash on purpose")
+            request, fut = msg
+            fut.set_result("pong")
+
+    async def supervisor() -> None:
+        for _ in range(n + 1):
+            box = BareMailbox()
+            current[:] = [box]
+            if respawned:
+                respawned.pop().set_result(None)
+            try:
+                await loop.create_task(child(box))
+            except RuntimeError:
+                pass
+
+    sup = loop.create_task(supervisor())
+    await asyncio.sleep(0)
+    for _ in range(n):
+        t = time.perf_counter()
+        done = loop.create_future()
+        respawned.append(done)
+        current[0].send("crash")
+        await done
+        await _bare_call(current[0], "ping")
+        samples.append(time.perf_counter() - t)
+    current[0].send("crash")
+    await sup
+    return samples
+
+
+async def otp_restart_latency(n: int) -> list[float]:
+    quiet_reports()
+    otp.process_flag("trap_exit", True)
+    sup = await Supervisor.start_link(
+        [Crashy.child_spec(0, id="crashy")], intensity=n + 10, period=3600
+    )
+    samples: list[float] = []
+    child = (await Supervisor.which_children(sup))[0].pid
+    for _ in range(n):
+        t = time.perf_counter()
+        ref = otp.monitor(child)  # type: ignore[arg-type]
+        GenServer.cast(child, "crash")
+        await otp.receive(lambda m, ref=ref: type(m) is otp.Down and m.ref is ref)
+        child = (await Supervisor.which_children(sup))[0].pid
+        await GenServer.call(child, "ping")
+        samples.append(time.perf_counter() - t)
+    await GenServer.stop(sup, otp.SHUTDOWN)
+    return samples
+
+
+async def otp_dynamic_churn(n: int) -> float:
+    """Start then terminate n temporary children; seconds per child."""
+    quiet_reports()
+    otp.process_flag("trap_exit", True)
+    sup = await DynamicSupervisor.start_link()
+    spec = Crashy.child_spec(0, restart="temporary")
+    start = time.perf_counter()
+    pids = [await DynamicSupervisor.start_child(sup, spec) for _ in range(n)]
+    for pid in pids:
+        await DynamicSupervisor.terminate_child(sup, pid)  # type: ignore[arg-type]
+    elapsed = time.perf_counter() - start
+    await GenServer.stop(sup, otp.SHUTDOWN)
+    return elapsed / n
+
+
+class Branch(Supervisor):
+    def init(self, width: int) -> Any:
+        return Supervisor.flags(), [Crashy.child_spec(i, id=i) for i in range(width)]
+
+
+async def otp_tree_shutdown(width: int) -> tuple[float, int]:
+    """A top supervisor over `width` supervisors of `width` workers each: time to stop it."""
+    quiet_reports()
+    otp.process_flag("trap_exit", True)
+    children = [Branch.child_spec(width, id=i) for i in range(width)]
+    top = await Supervisor.start_link(children)
+    count = len(otp.processes())
+    start = time.perf_counter()
+    await GenServer.stop(top, otp.SHUTDOWN)
+    elapsed = time.perf_counter() - start
+    assert otp.processes() == [otp.self()]
+    return elapsed, count

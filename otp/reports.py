@@ -16,7 +16,7 @@ from ._values import Pid
 if TYPE_CHECKING:
     from ._process import Process
 
-__all__ = ["CrashReport", "describe_entry"]
+__all__ = ["CrashReport", "describe_entry", "emit"]
 
 process_logger = logging.getLogger("otp.process")
 
@@ -32,6 +32,28 @@ class CrashReport:
     exception: BaseException
     links: tuple[Pid, ...]
     message_queue_len: int
+
+
+def emit(
+    logger: logging.Logger,
+    level: int,
+    report: Any,
+    msg: str,
+    *args: Any,
+    exc: BaseException | None = None,
+) -> None:
+    """Log `report` (as the record's `otp_report`) if anyone listens at `level`.
+
+    The record is built directly: the runtime's reports have no useful caller frame, and
+    looking one up costs more than the rest of a crash.
+    """
+    if not logger.isEnabledFor(level):
+        return
+    exc_info = (type(exc), exc, exc.__traceback__) if exc is not None else None
+    record = logger.makeRecord(
+        logger.name, level, "", 0, msg, args, exc_info, extra={"otp_report": report}
+    )
+    logger.handle(record)
 
 
 def describe_entry(fn: Any) -> str:
@@ -53,12 +75,14 @@ def crash(proc: Process, reason: Any, exc: BaseException) -> None:
         message_queue_len=len(proc.mbox or ()),
     )
     name = f" {report.registered_name!r}" if report.registered_name else ""
-    process_logger.error(
+    emit(
+        process_logger,
+        logging.ERROR,
+        report,
         "CRASH REPORT process %r%s (%s) exited with reason %r",
         report.pid,
         name,
         report.initial_call,
         reason,
-        exc_info=(type(exc), exc, exc.__traceback__),
-        extra={"otp_report": report},
+        exc=exc,
     )
