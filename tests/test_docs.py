@@ -1,4 +1,4 @@
-"""Every Python code block in docs/ runs, and its assertions hold."""
+"""Every Python code block in docs/ and the README runs, and its assertions hold."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pytest
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+PAGES = [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))]
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 
 BLOCKS = [
-    pytest.param(code, id=f"{path.relative_to(DOCS)}:{n}")
-    for path in sorted(DOCS.rglob("*.md"))
+    pytest.param(code, id=f"{path.relative_to(ROOT)}:{n}")
+    for path in PAGES
     for n, code in enumerate(BLOCK.findall(path.read_text()), start=1)
 ]
 
