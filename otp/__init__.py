@@ -16,8 +16,10 @@ assert otp.run(main) == "hello"
 
 from __future__ import annotations
 
+from . import application as application
 from . import reports as reports
 from . import sys as sys
+from ._app import Application as Application
 from ._info import ProcessInfo as ProcessInfo
 from ._info import is_alive as is_alive
 from ._info import process_info as process_info
@@ -77,6 +79,7 @@ __all__ = [
     "TIMEOUT",
     "AlreadyRegisteredError",
     "AlreadyStartedError",
+    "Application",
     "CallError",
     "CallTimeout",
     "Down",
@@ -90,6 +93,7 @@ __all__ = [
     "Ref",
     "StartError",
     "TimerRef",
+    "application",
     "cancel_timer",
     "demonitor",
     "exit",

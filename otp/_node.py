@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from typing import TYPE_CHECKING
+import time
+from typing import TYPE_CHECKING, Any
 
 from ._values import LOCAL_NODE, Pid, Ref
 from .errors import NoProcessError
@@ -27,8 +28,11 @@ class Node:
     __slots__ = (
         "_idle",
         "_pid_ids",
+        "apps",
+        "config",
         "cookie",
         "creation",
+        "halted",
         "init_pid",
         "loop",
         "main",
@@ -36,7 +40,9 @@ class Node:
         "name",
         "names",
         "procs",
+        "started_at",
         "stopping",
+        "system",
     )
 
     def __init__(self, name: str, cookie: str | None, loop: asyncio.AbstractEventLoop) -> None:
@@ -51,8 +57,18 @@ class Node:
         self.init_pid = Pid(name, 0, 0, self.creation)
         self.main: Process | None = None
         self.main_done: asyncio.Future[object] = loop.create_future()
+        self.halted: asyncio.Future[object] = loop.create_future()
+        self.system: set[int] = set()  # kernel processes (application controller, ...)
+        self.apps: Any = None  # the application table, once the controller runs
+        self.config: dict[str, dict[str, Any]] = {}  # env overrides, by application
+        self.started_at = time.time()
         self.stopping = False
         self._idle: asyncio.Future[None] | None = None
+
+    def stop(self, reason: object) -> None:
+        """Ask the node to stop (applications in reverse order, then every process)."""
+        if not self.halted.done():
+            self.halted.set_result(reason)
 
     def new_pid(self) -> Pid:
         return Pid(self.name, next(self._pid_ids), 0, self.creation)
@@ -60,6 +76,7 @@ class Node:
     def process_ended(self, proc: Process) -> None:
         """Drop `proc` from the table; wake a shutdown waiting for the table to empty."""
         del self.procs[proc.pid._id]
+        self.system.discard(proc.pid._id)
         if proc is self.main:
             self.main_done.set_result(proc.exit_reason)
         if self.stopping and not self.procs:

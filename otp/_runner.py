@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from collections.abc import Callable
 from typing import Any, Literal
 
 from . import _node, _signals
+from ._app import Application
+from ._mailbox import receive
 from ._spawn import AsyncFn, check_async, spawn
 from ._values import KILLED, LOCAL_NODE, NORMAL, SHUTDOWN
 from .errors import ExitError
@@ -26,7 +29,7 @@ LoopKind = Literal["uvloop", "asyncio"]
 
 
 def run(
-    main: AsyncFn,
+    main: AsyncFn | Application | str,
     *args: Any,
     name: str | None = None,
     cookie: str | None = None,
@@ -35,20 +38,27 @@ def run(
 ) -> Any:
     """Run a node until `main(*args)` returns; return its result or raise what it raised.
 
+    `main` may also be an `Application` or a `"package.module:attr"` path to one: it is
+    started (as permanent, with its dependencies) and `run` returns when the node stops.
     `loop="asyncio"` uses the stdlib event loop instead of uvloop. A process that `main`
     leaves running gets `SHUTDOWN`, then `KILL` after `shutdown_timeout` seconds.
     """
+    entry: AsyncFn
+    if isinstance(main, Application | str):
+        entry, args = _run_application, (main,)
+    else:
+        entry = main
     if _node.current is not None:
         raise RuntimeError(
             f"a node ({_node.current.name}) is already running in this OS process; "
             "otp.run() cannot be nested: spawn a process instead"
         )
-    check_async(main, "run")
+    check_async(entry, "run")
     node_name = _node_name(name)
     if cookie is not None and type(cookie) is not str:
         raise TypeError(f"run() takes a cookie as a str, got {cookie!r}")
     with asyncio.Runner(loop_factory=_loop_factory(loop)) as runner:
-        return runner.run(_boot(node_name, cookie, main, args, shutdown_timeout))
+        return runner.run(_boot(node_name, cookie, entry, args, shutdown_timeout))
 
 
 def _loop_factory(loop: str) -> Callable[[], asyncio.AbstractEventLoop]:
@@ -80,12 +90,18 @@ async def _boot(
         main_proc = spawn(main, *args)._proc
         assert main_proc is not None
         node.main = main_proc
-        reason = await node.main_done
+        await asyncio.wait((node.main_done, node.halted), return_when=asyncio.FIRST_COMPLETED)
     finally:
         try:
             await _shutdown(node, timeout)
         finally:
             _node.current = None
+    if node.halted.done():
+        halt = node.halted.result()
+        if type(halt) is str and halt == NORMAL:
+            return None
+        raise ExitError(halt, f"node stopped: {halt!r}")
+    reason = node.main_done.result()
     exc = main_proc.own_exc
     if type(reason) is str and reason == NORMAL:
         return main_proc.retval
@@ -95,7 +111,26 @@ async def _boot(
     raise ExitError(reason, f"main process exited: {reason!r}") from cause
 
 
+async def _run_application(app: Application | str) -> None:
+    """The first process of a node that runs an application: start it, then wait."""
+    from . import application
+
+    started = await application.ensure_all_started(application.load(app), "permanent")
+    node = _node.get()
+    _logger.info(
+        "node %s started %s in %.3f s",
+        node.name,
+        ", ".join(started) or "nothing new",
+        time.time() - node.started_at,
+    )
+    await receive(lambda m: False)
+
+
 async def _shutdown(node: _node.Node, timeout: float) -> None:
+    if node.apps is not None:  # applications first, newest first, each within its timeouts
+        from ._application_controller import stop_all
+
+        await stop_all(node)
     node.stopping = True
     for proc in reversed(list(node.procs.values())):
         _signals.exit_signal(proc, node.init_pid, SHUTDOWN, linked=False)

@@ -78,11 +78,11 @@ async def _check_leaks() -> None:
     me = _process.current()
     node = _node.get()
     for _ in range(_SETTLE_STEPS):
-        others = [p for p in node.procs.values() if p is not me]
+        others = [p for p in node.procs.values() if p is not me and p.pid.id not in node.system]
         if all(p.waiter is not None and not p.exiting for p in others):
             break
         await asyncio.sleep(0)
-    others = [p for p in node.procs.values() if p is not me]
+    others = [p for p in node.procs.values() if p is not me and p.pid.id not in node.system]
     if others:
         listing = ", ".join(
             f"{p.pid!r} {describe_entry(p.entry)}"

@@ -1,0 +1,41 @@
+"""The application spec and its error (re-exported by `otp` and `otp.application`)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ._values import Pid
+from .errors import OTPError
+
+__all__ = ["START_TYPES", "Application", "ApplicationError", "StartType"]
+
+StartType = Literal["permanent", "transient", "temporary"]
+START_TYPES = ("permanent", "transient", "temporary")
+
+
+class ApplicationError(OTPError):
+    """A refused or failed application request; `.reason` is `("already_started", name)`,
+    `("not_started", name)`, `("not_loaded", name)`, `("not_running", name)`,
+    `("cycle", [names])`, or the start failure."""
+
+    def __init__(self, reason: Any, message: str | None = None) -> None:
+        self.reason = reason
+        super().__init__(message or f"application: {reason!r}")
+
+
+@dataclass(frozen=True)
+class Application:
+    """An application spec. `start(start_args)` is an async callable returning the pid of the
+    top supervisor (None: a library application, with no processes); `stop()` runs after the
+    tree has stopped. `applications` are started first; `env` holds the defaults."""
+
+    name: str
+    start: Callable[[Any], Awaitable[Pid | None]] | None = None
+    vsn: str = "0"
+    description: str = ""
+    stop: Callable[[], Awaitable[None]] | None = None
+    applications: tuple[str | Application, ...] = ()
+    env: Mapping[str, Any] = field(default_factory=dict)
+    start_args: Any = None

@@ -1,0 +1,399 @@
+"""The application controller: a kernel process that starts and stops applications.
+
+The table of loaded and running applications lives on the node (`AppTable`), so reads
+(`get_env`, `which_applications`) never wait for a process; changes that start or stop
+processes go through the controller, one at a time per application. Each running
+application has a master process: it runs the application's `start`, owns the processes
+spawned from it (they inherit its application), and on `stop` ends the tree, runs the
+application's `stop`, then kills whatever of the application is still alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from . import _call, _node
+from ._app import Application, ApplicationError
+from ._mailbox import receive, send
+from ._process import current
+from ._registry import register, whereis
+from ._signals import exit, monitor, process_flag, unlink
+from ._spawn import spawn, spawn_link
+from ._values import KILL, NORMAL, SHUTDOWN, Down, Exit, Pid, is_abnormal
+from .reports import emit
+
+__all__ = ["AppTable", "ApplicationReport", "request", "stop_all", "table"]
+
+CONTROLLER: Final = "application_controller"
+KIND: Final = "$app"
+
+_logger = logging.getLogger("otp.application")
+
+
+@dataclass(frozen=True, slots=True)
+class ApplicationReport:
+    """An application started, stopped, or exited by itself (`context`), with its type."""
+
+    application: str
+    context: str
+    type: str
+    reason: Any = None
+
+
+def _report(level: int, name: str, context: str, type_: str, reason: Any = None) -> None:
+    text = f"application {name} {context}" + ("" if reason is None else f": {reason!r}")
+    emit(
+        _logger, level, ApplicationReport(name, context, type_, reason), "%s (type %s)", text, type_
+    )
+
+
+class _Loaded:
+    __slots__ = ("env", "spec")
+
+    def __init__(self, spec: Application, env: dict[str, Any]) -> None:
+        self.spec = spec
+        self.env = env
+
+
+class _Running:
+    __slots__ = ("master", "name", "top", "type")
+
+    def __init__(self, name: str, master: Pid, top: Pid | None, type_: str) -> None:
+        self.name = name
+        self.master = master
+        self.top = top
+        self.type = type_
+
+
+class AppTable:
+    """Loaded and running applications of one node; read without going through a process."""
+
+    def __init__(self, node: _node.Node) -> None:
+        self.node = node
+        self.loaded: dict[str, _Loaded] = {}
+        self.running: dict[str, _Running] = {}
+        self.order: list[str] = []  # running applications, in start order
+
+    # -- loading ---------------------------------------------------------------------
+
+    def load(self, spec: Application) -> None:
+        _check_spec(spec)
+        current_ = self.loaded.get(spec.name)
+        if current_ is not None:
+            if current_.spec is spec:
+                return
+            raise ApplicationError(
+                ("already_loaded", spec.name),
+                f"another application named {spec.name!r} is already loaded",
+            )
+        for dep in spec.applications:
+            if not isinstance(dep, str):
+                from .application import load
+
+                load(dep)
+        env = dict(spec.env)
+        env.update(self.node.config.get(spec.name, {}))
+        self.loaded[spec.name] = _Loaded(spec, env)
+
+    def unload(self, name: str) -> None:
+        if name in self.running:
+            raise ApplicationError(("running", name), f"cannot unload {name!r}: it is running")
+        if self.loaded.pop(name, None) is None:
+            raise ApplicationError(("not_loaded", name), f"application {name!r} is not loaded")
+
+    def spec(self, name: str) -> Application:
+        loaded = self.loaded.get(name)
+        if loaded is None:
+            raise ApplicationError(("not_loaded", name), f"application {name!r} is not loaded")
+        return loaded.spec
+
+    def start_order(self, name: str) -> list[str]:
+        """`name`'s dependencies (transitively) then `name`, each after what it needs."""
+        order: list[str] = []
+        visiting: list[str] = []
+
+        def visit(app: str) -> None:
+            if app in order:
+                return
+            if app in visiting:
+                cycle = [*visiting[visiting.index(app) :], app]
+                raise ApplicationError(
+                    ("cycle", cycle), f"applications depend on each other: {' -> '.join(cycle)}"
+                )
+            visiting.append(app)
+            for dep in self.spec(app).applications:
+                visit(dep if isinstance(dep, str) else dep.name)
+            visiting.pop()
+            order.append(app)
+
+        visit(name)
+        return order
+
+    def is_running(self, name: str) -> bool:
+        return name in self.running
+
+    def which(self) -> list[tuple[str, str, str]]:
+        specs = [self.loaded[name].spec for name in reversed(self.order)]
+        return [(s.name, s.description, s.vsn) for s in specs]
+
+    # -- env -------------------------------------------------------------------------
+
+    def get_env(self, app: str, key: str, default: Any) -> Any:
+        loaded = self.loaded.get(app)
+        return default if loaded is None else loaded.env.get(key, default)
+
+    def all_env(self, app: str) -> dict[str, Any]:
+        loaded = self.loaded.get(app)
+        return {} if loaded is None else dict(loaded.env)
+
+    def set_env(self, app: str, key: str, value: Any) -> None:
+        self._loaded(app).env[key] = value
+
+    def unset_env(self, app: str, key: str) -> None:
+        self._loaded(app).env.pop(key, None)
+
+    def _loaded(self, app: str) -> _Loaded:
+        loaded = self.loaded.get(app)
+        if loaded is None:
+            raise ApplicationError(("not_loaded", app), f"application {app!r} is not loaded")
+        return loaded
+
+
+def _check_spec(spec: Application) -> None:
+    if type(spec.name) is not str or not spec.name:
+        raise _bad_spec(spec, "an application name is a non-empty str", spec.name)
+    if spec.start is not None and not callable(spec.start):
+        raise _bad_spec(spec, "start must be an async callable or None", spec.start)
+    if spec.stop is not None and not callable(spec.stop):
+        raise _bad_spec(spec, "stop must be an async callable or None", spec.stop)
+    if not isinstance(spec.applications, tuple | list) or not all(
+        isinstance(dep, str | Application) for dep in spec.applications
+    ):
+        raise _bad_spec(spec, "applications must be names or Applications", spec.applications)
+    if not all(type(key) is str for key in spec.env):
+        raise _bad_spec(spec, "env keys must be str", dict(spec.env))
+
+
+def _bad_spec(spec: Application, rule: str, value: Any) -> ApplicationError:
+    return ApplicationError(
+        ("bad_application", spec.name), f"application {spec.name!r}: {rule}\nGot: {value!r}"
+    )
+
+
+def table(node: _node.Node) -> AppTable:
+    """The node's application table; the controller process is started with it."""
+    if node.apps is None:
+        node.apps = AppTable(node)
+        pid = spawn(_controller, node.apps)
+        register(CONTROLLER, pid)  # before it first runs: callers can reach it at once
+        node.system.add(pid.id)
+    apps: AppTable = node.apps
+    return apps
+
+
+async def request(req: Any) -> None:
+    """Ask the controller; raise the ApplicationError it answers with."""
+    table(_node.get())
+    status, value = await _call.call(CONTROLLER, KIND, req, math.inf)
+    if status == "error":
+        raise value
+
+
+async def stop_all(node: _node.Node) -> None:
+    """Stop every running application, newest first (the node is stopping)."""
+    controller = whereis(CONTROLLER)
+    if controller is None or not node.apps.running:
+        return
+    done: asyncio.Future[None] = node.loop.create_future()
+    send(controller, ("$shutdown", done))
+    await done
+
+
+# -- the controller process -------------------------------------------------------------
+
+
+async def _controller(apps: AppTable) -> None:
+    process_flag("trap_exit", True)
+    starting: dict[str, list[Any]] = {}
+    stopping: dict[str, list[Any]] = {}
+    types: dict[str, str] = {}
+    while True:
+        msg = await receive()
+        match msg:
+            case ("$app", from_, ("start", name, type_)):
+                refusal = _refuse_start(apps, name, starting)
+                if refusal is not None:
+                    _call.reply(from_, ("error", refusal))
+                elif name in starting:
+                    starting[name].append(from_)  # started once; every caller gets the result
+                else:
+                    starting[name] = [from_]
+                    types[name] = type_
+                    spawn_link(_master, apps.spec(name), current().pid)
+            case ("$app", from_, ("stop", name)):
+                running = apps.running.get(name)
+                if running is None:
+                    _call.reply(
+                        from_,
+                        (
+                            "error",
+                            ApplicationError(
+                                ("not_started", name), f"application {name!r} is not started"
+                            ),
+                        ),
+                    )
+                else:
+                    stopping.setdefault(name, []).append(from_)
+                    send(running.master, ("$stop",))
+            case ("$master", name, "started", top, master):
+                apps.running[name] = _Running(name, master, top, types[name])
+                apps.order.append(name)
+                _report(logging.INFO, name, "started", types[name])
+                for waiter in starting.pop(name, []):
+                    _call.reply(waiter, ("ok", None))
+            case ("$master", name, "start_failed", reason, _):
+                _report(logging.ERROR, name, "start_failed", types[name], reason)
+                error = ApplicationError(
+                    reason, f"application {name!r} failed to start: {reason!r}"
+                )
+                for waiter in starting.pop(name, []):
+                    _call.reply(waiter, ("error", error))
+            case ("$master", name, "stopped", _, _):
+                _forget(apps, name)
+                _report(logging.INFO, name, "stopped", types.get(name, "temporary"))
+                for waiter in stopping.pop(name, []):
+                    _call.reply(waiter, ("ok", None))
+            case ("$master", name, "exited", reason, _):
+                _exited(apps, name, reason)
+            case Exit(pid=pid, reason=reason):
+                for running in list(apps.running.values()):
+                    if running.master == pid:  # a master crashed: its application is gone
+                        _exited(apps, running.name, reason)
+            case ("$shutdown", done):
+                await _stop_everything(apps)
+                done.set_result(None)
+
+
+def _refuse_start(
+    apps: AppTable, name: str, starting: dict[str, list[Any]]
+) -> ApplicationError | None:
+    if name not in apps.loaded:
+        return ApplicationError(("not_loaded", name), f"application {name!r} is not loaded")
+    if name in apps.running:
+        return ApplicationError(
+            ("already_started", name), f"application {name!r} is already started"
+        )
+    if name in starting:
+        return None
+    for dep in apps.spec(name).applications:
+        dep_name = dep if isinstance(dep, str) else dep.name
+        if dep_name not in apps.running:
+            return ApplicationError(
+                ("not_started", dep_name),
+                f"cannot start {name!r}: it needs {dep_name!r}, which is not started",
+            )
+    return None
+
+
+def _forget(apps: AppTable, name: str) -> None:
+    apps.running.pop(name, None)
+    if name in apps.order:
+        apps.order.remove(name)
+
+
+def _exited(apps: AppTable, name: str, reason: Any) -> None:
+    """An application ended by itself: report it; stop the node if its type says so."""
+    running = apps.running.get(name)
+    type_ = running.type if running is not None else "temporary"
+    _forget(apps, name)
+    abnormal = is_abnormal(reason)
+    _report(logging.ERROR if abnormal else logging.INFO, name, "exited", type_, reason)
+    if type_ == "permanent" or (type_ == "transient" and abnormal):
+        apps.node.stop(("application_terminated", name, reason))
+
+
+def _from_master(master: Pid) -> Callable[[Any], bool]:
+    return lambda m: type(m) is tuple and len(m) == 5 and m[0] == "$master" and m[4] == master
+
+
+async def _stop_everything(apps: AppTable) -> None:
+    for name in reversed(list(apps.order)):
+        running = apps.running.get(name)
+        if running is None:
+            continue
+        send(running.master, ("$stop",))
+        await receive(_from_master(running.master))
+        _forget(apps, name)
+        _report(logging.INFO, name, "stopped", running.type)
+
+
+# -- one application's master ----------------------------------------------------------
+
+
+async def _master(spec: Application, controller: Pid) -> None:
+    me = current()
+    me.app = spec.name
+    process_flag("trap_exit", True)
+    pid = me.pid
+
+    def tell(event: str, value: Any) -> None:
+        send(controller, ("$master", spec.name, event, value, pid))
+
+    try:
+        top = None if spec.start is None else await spec.start(spec.start_args)
+    except Exception as exc:
+        await _kill_members(spec.name)
+        tell("start_failed", exc)
+        return
+    if top is not None and type(top) is not Pid:
+        await _kill_members(spec.name)
+        tell("start_failed", ("bad_start_return", top))
+        return
+    tell("started", top)
+
+    def mine(m: Any) -> bool:
+        return m == ("$stop",) or (type(m) is Exit and top is not None and m.pid == top)
+
+    msg = await receive(mine)
+    if type(msg) is Exit:  # the top supervisor ended by itself
+        await _kill_members(spec.name)
+        tell("exited", msg.reason)
+        return
+    if top is not None:
+        unlink(top)
+        ref = monitor(top)
+        exit(top, SHUTDOWN)
+        await receive(lambda m: type(m) is Down and m.ref is ref)
+    if spec.stop is not None:
+        try:
+            await spec.stop()
+        except Exception as exc:
+            emit(
+                _logger,
+                logging.ERROR,
+                ApplicationReport(spec.name, "stop_failed", "", exc),
+                "application %s: stop raised %r",
+                spec.name,
+                exc,
+                exc=exc,
+            )
+    await _kill_members(spec.name)
+    tell("stopped", NORMAL)
+
+
+async def _kill_members(name: str) -> None:
+    """Kill every process of application `name` but the caller; wait until they are gone."""
+    me = current()
+    node = _node.get()
+    members = [p.pid for p in node.procs.values() if p.app == name and p is not me]
+    refs = {monitor(pid) for pid in members}
+    for pid in members:
+        exit(pid, KILL)
+    while refs:
+        down = await receive(lambda m: type(m) is Down and m.ref in refs)
+        refs.discard(down.ref)

@@ -1,0 +1,160 @@
+"""Applications: a supervision tree with a name, a version, an environment and dependencies.
+
+    store = otp.Application(name="store", start=StoreSup.start_link, env={"size": 10})
+    chat = otp.Application(
+        name="chat", vsn="1.0.0", start=ChatSup.start_link, applications=("store",),
+        env={"port": 5555},
+    )
+
+    otp.application.load(store); otp.application.load(chat)
+    await otp.application.ensure_all_started("chat")    # -> ["store", "chat"]
+    otp.application.get_env("chat", "port")              # -> 5555
+    await otp.application.stop("chat")
+
+| API                              | through the controller? |
+|----------------------------------|-------------------------|
+| `load`, `unload`                 | no (a table update)     |
+| `get_env`, `set_env`, ...        | no (reads never wait)   |
+| `which_applications`             | no                      |
+| `start`, `stop`, `ensure_all_started` | yes (`application_controller`) |
+
+A process belongs to the application whose process spawned it (transitively); `stop` ends
+the application's tree and then every process of it still alive. Types: a `"permanent"`
+application that ends stops the node; `"transient"` does so after an abnormal end only;
+`"temporary"` (the default) is only reported, on the `otp.application` logger.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from . import _application_controller as _controller
+from . import _node
+from ._app import START_TYPES, Application, ApplicationError, StartType
+
+__all__ = [
+    "Application",
+    "ApplicationError",
+    "StartType",
+    "ensure_all_started",
+    "get_all_env",
+    "get_env",
+    "load",
+    "set_env",
+    "start",
+    "stop",
+    "unload",
+    "unset_env",
+    "which_applications",
+]
+
+
+def load(app: Application | str) -> str:
+    """Load an application (and the ones it names as objects or paths); its name.
+
+    `app` is an `Application` or a `"package.module:attr"` path to one. Loading again
+    the same spec is a no-op; configuration given to the node overrides `env` here.
+    """
+    spec = resolve(app)
+    _controller.table(_node.get()).load(spec)
+    return spec.name
+
+
+def resolve(app: Application | str) -> Application:
+    """The `Application` for an object or a `"package.module:attr"` path."""
+    if isinstance(app, Application):
+        return app
+    if type(app) is not str or ":" not in app:
+        raise ApplicationError(
+            ("bad_application", app),
+            f"expected an otp.Application or a 'package.module:attr' path to one\nGot: {app!r}",
+        )
+    module_name, _, attr = app.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ApplicationError(
+            ("bad_application", app), f"cannot import {module_name!r} for {app!r}: {exc}"
+        ) from exc
+    spec = getattr(module, attr, None)
+    if not isinstance(spec, Application):
+        raise ApplicationError(
+            ("bad_application", app),
+            f"{app!r} is not an otp.Application\nGot: {spec!r}",
+        )
+    return spec
+
+
+def unload(name: str) -> None:
+    """Forget a loaded application that is not running."""
+    _controller.table(_node.get()).unload(name)
+
+
+async def start(name: str, type: StartType = "temporary") -> None:
+    """Start a loaded application whose dependencies run; concurrent starts start it once."""
+    if type not in START_TYPES:
+        raise ValueError(
+            f"an application type is 'permanent', 'transient' or 'temporary'\nGot: {type!r}"
+        )
+    await _controller.request(("start", name, type))
+
+
+async def ensure_all_started(name: str | Application, type: StartType = "temporary") -> list[str]:
+    """Start `name` and, first, every dependency not running yet; the names started, in
+    order. If one fails, the ones this call started are stopped again (newest first)."""
+    if not isinstance(name, str):
+        name = load(name)
+    order = _controller.table(_node.get()).start_order(name)
+    started: list[str] = []
+    for app in order:
+        if _controller.table(_node.get()).is_running(app):
+            continue
+        try:
+            await start(app, type)
+        except ApplicationError as err:
+            if err.reason == ("already_started", app):
+                continue
+            for done in reversed(started):
+                await stop(done)
+            raise ApplicationError(
+                (app, err.reason), f"cannot start {name!r}: {app!r} failed: {err.reason!r}"
+            ) from err
+        started.append(app)
+    return started
+
+
+async def stop(name: str) -> None:
+    """Stop a running application: its tree, its `stop`, then every process of it."""
+    await _controller.request(("stop", name))
+
+
+def which_applications() -> list[tuple[str, str, str]]:
+    """`(name, description, vsn)` of the running applications, the newest first."""
+    node = _node.current
+    return [] if node is None or node.apps is None else node.apps.which()
+
+
+def get_env(app: str, key: str, default: Any = None) -> Any:
+    """The configured value of `key` for `app` (default when the app or the key is unknown).
+    Reads the table directly: no process is involved."""
+    node = _node.current
+    if node is None or node.apps is None:
+        return default
+    return node.apps.get_env(app, key, default)
+
+
+def get_all_env(app: str) -> dict[str, Any]:
+    """Every env value of `app`."""
+    node = _node.current
+    return {} if node is None or node.apps is None else node.apps.all_env(app)
+
+
+def set_env(app: str, key: str, value: Any) -> None:
+    """Set `key` of a loaded application's env."""
+    _controller.table(_node.get()).set_env(app, key, value)
+
+
+def unset_env(app: str, key: str) -> None:
+    """Remove `key` from a loaded application's env."""
+    _controller.table(_node.get()).unset_env(app, key)
