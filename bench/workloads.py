@@ -10,6 +10,7 @@ Each returns the seconds its measured part took (and memory figures where asked)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import time
@@ -505,7 +506,7 @@ async def bare_restart_latency(n: int) -> list[float]:
             msg = await box.receive()
             if msg == "crash":
                 raise RuntimeError("crash on purpose")
-            request, fut = msg
+            _, fut = msg
             fut.set_result("pong")
 
     async def supervisor() -> None:
@@ -514,10 +515,8 @@ async def bare_restart_latency(n: int) -> list[float]:
             current[:] = [box]
             if respawned:
                 respawned.pop().set_result(None)
-            try:
+            with contextlib.suppress(RuntimeError):
                 await loop.create_task(child(box))
-            except RuntimeError:
-                pass
 
     sup = loop.create_task(supervisor())
     await asyncio.sleep(0)

@@ -24,7 +24,7 @@ from ._process import current
 from ._registry import register, whereis
 from ._signals import exit, monitor, process_flag, unlink
 from ._spawn import spawn, spawn_link
-from ._values import KILL, NORMAL, SHUTDOWN, Down, Exit, Pid, is_abnormal
+from ._values import KILL, NORMAL, SHUTDOWN, Down, Exit, Pid
 from .reports import emit
 
 __all__ = ["AppTable", "ApplicationReport", "request", "stop_all", "table"]
@@ -222,6 +222,7 @@ async def _controller(apps: AppTable) -> None:
     starting: dict[str, list[Any]] = {}
     stopping: dict[str, list[Any]] = {}
     types: dict[str, str] = {}
+    masters: dict[Pid, str] = {}
     while True:
         msg = await receive()
         match msg:
@@ -234,7 +235,7 @@ async def _controller(apps: AppTable) -> None:
                 else:
                     starting[name] = [from_]
                     types[name] = type_
-                    spawn_link(_master, apps.spec(name), current().pid)
+                    masters[spawn_link(_master, apps.spec(name), current().pid)] = name
             case ("$app", from_, ("stop", name)):
                 running = apps.running.get(name)
                 if running is None:
@@ -271,9 +272,12 @@ async def _controller(apps: AppTable) -> None:
             case ("$master", name, "exited", reason, _):
                 _exited(apps, name, reason)
             case Exit(pid=pid, reason=reason):
-                for running in list(apps.running.values()):
-                    if running.master == pid:  # a master crashed: its application is gone
-                        _exited(apps, running.name, reason)
+                name = masters.pop(pid, None)
+                if name is None:  # not a master: the node's shutdown signal
+                    exit(reason)
+                running = apps.running.get(name)
+                if running is not None and running.master == pid:  # it crashed while running
+                    _exited(apps, name, reason)
             case ("$shutdown", done):
                 await _stop_everything(apps)
                 done.set_result(None)
@@ -307,13 +311,17 @@ def _forget(apps: AppTable, name: str) -> None:
 
 
 def _exited(apps: AppTable, name: str, reason: Any) -> None:
-    """An application ended by itself: report it; stop the node if its type says so."""
+    """An application ended by itself: report it; stop the node if its type says so.
+
+    For an application only `normal` is a normal end: a top supervisor that gives up exits
+    with `shutdown`, and that is the crash a transient application must not survive.
+    """
     running = apps.running.get(name)
     type_ = running.type if running is not None else "temporary"
     _forget(apps, name)
-    abnormal = is_abnormal(reason)
-    _report(logging.ERROR if abnormal else logging.INFO, name, "exited", type_, reason)
-    if type_ == "permanent" or (type_ == "transient" and abnormal):
+    normal = type(reason) is str and reason == NORMAL
+    _report(logging.INFO if normal else logging.ERROR, name, "exited", type_, reason)
+    if type_ == "permanent" or (type_ == "transient" and not normal):
         apps.node.stop(("application_terminated", name, reason))
 
 
@@ -357,10 +365,10 @@ async def _master(spec: Application, controller: Pid) -> None:
     tell("started", top)
 
     def mine(m: Any) -> bool:
-        return m == ("$stop",) or (type(m) is Exit and top is not None and m.pid == top)
+        return m == ("$stop",) or type(m) is Exit
 
     msg = await receive(mine)
-    if type(msg) is Exit:  # the top supervisor ended by itself
+    if type(msg) is Exit and msg.pid == top:  # the top supervisor ended by itself
         await _kill_members(spec.name)
         tell("exited", msg.reason)
         return

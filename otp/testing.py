@@ -144,8 +144,11 @@ def capture_reports(logger: str = "otp") -> Iterator[list[Any]]:
     """Collect the report records logged under `logger` (all of the runtime's by default)."""
     collector = _ReportCollector()
     log = logging.getLogger(logger)
+    level = log.level
+    log.setLevel(logging.DEBUG)  # info reports too (application started/stopped)
     log.addHandler(collector)
     try:
         yield collector.reports
     finally:
         log.removeHandler(collector)
+        log.setLevel(level)

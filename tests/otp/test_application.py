@@ -1,0 +1,305 @@
+"""Applications and the application controller (otp-cases §13, cases 133-144)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+import otp
+from behaviours import GenServer, NoReply, Reply, Supervisor
+from otp.application import ApplicationError
+from otp.testing import assert_receive, capture_reports
+
+EVENTS: list[str] = []
+
+
+class Holder(GenServer[str]):
+    def init(self, app: str) -> str:
+        otp.process_flag("trap_exit", True)
+        EVENTS.append(f"start {app}")
+        return app
+
+    def handle_call(self, request: Any, from_: Any, state: str) -> Reply[str]:
+        if request == "spawn_outside":
+            pid = otp.spawn(_idle)  # belongs to the application, outside its tree
+            return Reply(pid, state)
+        return Reply(otp.process_info(otp.self()).application, state)  # type: ignore[union-attr]
+
+    def handle_cast(self, msg: Any, state: str) -> NoReply[str]:
+        raise RuntimeError(f"{state} crashed")
+
+    def terminate(self, reason: Any, state: str) -> None:
+        EVENTS.append(f"stop {state}")
+
+
+async def _idle() -> None:
+    await otp.receive(lambda m: False)
+
+
+class AppSup(Supervisor):
+    def init(self, app: str) -> Any:
+        return Supervisor.flags(intensity=0), [Holder.child_spec(app, name=f"{app}_holder")]
+
+
+async def failing_start(arg: Any) -> otp.Pid:
+    raise RuntimeError("cannot start")
+
+
+async def bad_start(arg: Any) -> str:
+    return "not a pid"
+
+
+def app(name: str, *deps: str, start: Any = None, **kw: Any) -> otp.Application:
+    return otp.Application(
+        name=name,
+        start=start or AppSup.start_link,
+        start_args=name,
+        applications=deps,
+        vsn="1.0",
+        description=f"the {name} app",
+        **kw,
+    )
+
+
+def load(*apps: otp.Application) -> None:
+    for a in apps:
+        otp.application.load(a)
+
+
+async def test_start_and_stop(node: object) -> None:
+    """Case 133."""
+    load(app("a"))
+    await otp.application.start("a")
+    assert otp.application.which_applications() == [("a", "the a app", "1.0")]
+    with pytest.raises(ApplicationError) as info:
+        await otp.application.start("a")
+    assert info.value.reason == ("already_started", "a")
+    with pytest.raises(ApplicationError) as info:
+        await otp.application.start("unknown")
+    assert info.value.reason == ("not_loaded", "unknown")
+    await otp.application.stop("a")
+    with pytest.raises(ApplicationError) as info:
+        await otp.application.stop("a")
+    assert info.value.reason == ("not_started", "a")
+    assert otp.application.which_applications() == []
+
+
+async def test_ensure_all_started_starts_dependencies_first(node: object) -> None:
+    """Case 134."""
+    EVENTS.clear()
+    load(app("base"), app("mid", "base"), app("top", "mid", "base"))
+    assert await otp.application.ensure_all_started("top") == ["base", "mid", "top"]
+    assert EVENTS == ["start base", "start mid", "start top"]
+    assert await otp.application.ensure_all_started("top") == []
+    assert [a[0] for a in otp.application.which_applications()] == ["top", "mid", "base"]
+    for name in ("top", "mid", "base"):
+        await otp.application.stop(name)
+
+
+async def test_a_failure_deep_in_the_chain_undoes_what_it_started(node: object) -> None:
+    """Case 134: newly started apps stop again; what ran before keeps running."""
+    load(
+        app("before"),
+        app("new"),
+        app("broken", start=failing_start),
+        app("top", "before", "new", "broken"),
+    )
+    await otp.application.start("before")
+    with capture_reports(), pytest.raises(ApplicationError) as info:
+        await otp.application.ensure_all_started("top")
+    assert info.value.reason[0] == "broken"
+    assert [a[0] for a in otp.application.which_applications()] == ["before"]
+    await otp.application.stop("before")
+
+
+async def test_a_missing_dependency_is_named(node: object) -> None:
+    """Cases 134 and 135."""
+    load(app("needs", "missing"))
+    with pytest.raises(ApplicationError) as info:
+        await otp.application.ensure_all_started("needs")
+    assert info.value.reason == ("not_loaded", "missing")
+    load(app("dep"), app("user", "dep"))
+    with pytest.raises(ApplicationError) as info:
+        await otp.application.start("user")
+    assert info.value.reason == ("not_started", "dep")
+
+
+async def test_a_dependency_cycle_is_named(node: object) -> None:
+    load(app("x", "y"), app("y", "z"), app("z", "x"))
+    with pytest.raises(ApplicationError, match="x -> y -> z -> x") as info:
+        await otp.application.ensure_all_started("x")
+    assert info.value.reason == ("cycle", ["x", "y", "z", "x"])
+
+
+async def test_concurrent_starts_start_it_once(node: object) -> None:
+    """Case 136."""
+    EVENTS.clear()
+    load(app("shared"), app("bad", start=failing_start))
+
+    async def starter(name: str, parent: otp.Pid) -> None:
+        try:
+            await otp.application.start(name)
+            otp.send(parent, ("ok", name))
+        except ApplicationError as err:
+            otp.send(parent, ("error", name, str(err.reason)))
+
+    for _ in range(5):
+        otp.spawn(starter, "shared", otp.self())
+    results = [await assert_receive() for _ in range(5)]
+    assert results == [("ok", "shared")] * 5
+    assert EVENTS == ["start shared"]
+    with capture_reports():
+        for _ in range(3):
+            otp.spawn(starter, "bad", otp.self())
+        failures = [await assert_receive() for _ in range(3)]
+    assert len(set(failures)) == 1 and failures[0][0] == "error"
+    with pytest.raises(ApplicationError) as info:
+        await otp.application.start("shared")
+    assert info.value.reason == ("already_started", "shared")
+    await otp.application.stop("shared")
+
+
+def test_a_permanent_application_that_ends_stops_the_node() -> None:
+    """Case 137."""
+
+    async def main() -> None:
+        load(app("perm"), app("other"))
+        await otp.application.start("other")
+        await otp.application.start("perm", "permanent")
+        GenServer.cast("perm_holder", "crash")  # intensity 0: the app's tree ends
+        await otp.receive(lambda m: False)
+
+    with capture_reports() as reports, pytest.raises(otp.ExitError) as info:
+        otp.run(main)
+    assert info.value.reason[0:2] == ("application_terminated", "perm")
+    stopped = [r.application for r in reports if getattr(r, "context", None) == "stopped"]
+    assert stopped == ["other"]
+
+
+@pytest.mark.parametrize(
+    ("type_", "how", "stops_node"),
+    [
+        ("transient", "normal", False),
+        ("transient", "crash", True),
+        ("temporary", "crash", False),
+    ],
+)
+def test_transient_and_temporary_applications(type_: str, how: str, stops_node: bool) -> None:
+    """Case 137."""
+
+    async def main() -> str:
+        load(app("t"))
+        await otp.application.start("t", type_)  # type: ignore[arg-type]
+        sup = otp.whereis("t_holder")
+        if how == "normal":
+            top = otp.process_info(sup).parent  # type: ignore[arg-type,union-attr]
+            await GenServer.stop(top, otp.NORMAL)
+        else:
+            GenServer.cast("t_holder", "crash")
+        while otp.application.which_applications():
+            await asyncio.sleep(0.001)
+        return "survived"
+
+    with capture_reports():
+        if stops_node:
+            with pytest.raises(otp.ExitError):
+                otp.run(main)
+        else:
+            assert otp.run(main) == "survived"
+
+
+async def test_stop_ends_every_process_of_the_application(node: object) -> None:
+    """Cases 137 and 139: stop ends the app's processes, also outside its tree, and no other
+    application's."""
+    load(app("one"), app("two"))
+    await otp.application.start("one")
+    await otp.application.start("two")
+    assert await GenServer.call("one_holder", "which app") == "one"
+    outside = await GenServer.call("one_holder", "spawn_outside")
+    assert otp.process_info(outside).application == "one"  # type: ignore[union-attr]
+    two_holder = otp.whereis("two_holder")
+    await otp.application.stop("one")
+    assert not otp.is_alive(outside) and otp.whereis("one_holder") is None
+    assert otp.whereis("two_holder") == two_holder
+    await otp.application.stop("two")
+
+
+def test_applications_stop_in_reverse_start_order_when_the_node_stops() -> None:
+    """Case 140."""
+    EVENTS.clear()
+
+    async def main() -> None:
+        load(app("first"), app("second", "first"), app("third"))
+        await otp.application.ensure_all_started("second")
+        await otp.application.start("third")
+
+    otp.run(main)
+    assert EVENTS == [
+        "start first",
+        "start second",
+        "start third",
+        "stop third",
+        "stop second",
+        "stop first",
+    ]
+
+
+async def test_a_start_failure_and_a_bad_start_return(node: object) -> None:
+    """Case 141, and a start that returns something else than a Pid."""
+    load(app("fails", start=failing_start), app("weird", start=bad_start))
+    with capture_reports(), pytest.raises(ApplicationError) as info:
+        await otp.application.start("fails")
+    assert isinstance(info.value.reason, RuntimeError)
+    with capture_reports(), pytest.raises(ApplicationError) as info:
+        await otp.application.start("weird")
+    assert info.value.reason == ("bad_start_return", "not a pid")
+    otp.application.unload("fails")
+    with pytest.raises(ApplicationError) as info:
+        otp.application.unload("fails")
+    assert info.value.reason == ("not_loaded", "fails")
+
+
+async def test_env(node: object) -> None:
+    """Case 142."""
+    load(app("cfg", env={"port": 80, "host": "localhost"}))
+    assert otp.application.get_env("cfg", "port") == 80
+    assert otp.application.get_env("cfg", "missing") is None
+    assert otp.application.get_env("cfg", "missing", 7) == 7
+    assert otp.application.get_env("unknown_app", "port", "d") == "d"
+    otp.application.set_env("cfg", "port", 8080)
+    otp.application.unset_env("cfg", "host")
+    assert otp.application.get_all_env("cfg") == {"port": 8080}
+    with pytest.raises(ApplicationError):
+        otp.application.set_env("unknown_app", "k", 1)
+
+
+async def test_load_by_path_and_bad_specs(node: object) -> None:
+    name = otp.application.load("tests.otp.test_application:LOADABLE")
+    assert name == "loadable"
+    otp.application.load(LOADABLE)  # the same spec again: fine
+    with pytest.raises(ApplicationError, match="already loaded"):
+        otp.application.load(otp.Application(name="loadable"))
+    for bad in ("no_colon", "tests.nowhere:x", "tests.otp.test_application:EVENTS", 42):
+        with pytest.raises(ApplicationError, match=r"Got|cannot import"):
+            otp.application.load(bad)  # type: ignore[arg-type]
+    with pytest.raises(ApplicationError, match="start must be"):
+        otp.application.load(otp.Application(name="b", start="nope"))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="type"):
+        await otp.application.start("loadable", "forever")  # type: ignore[arg-type]
+
+
+def test_run_an_application_until_the_node_is_stopped() -> None:
+    async def stop_soon(arg: Any) -> otp.Pid:
+        async def stopper() -> None:
+            otp._node.get().stop(otp.NORMAL)
+
+        pid = await AppSup.start_link("runner")
+        otp.spawn(stopper)
+        return pid  # type: ignore[return-value]
+
+    assert otp.run(otp.Application(name="runner", start=stop_soon)) is None
+
+
+LOADABLE = otp.Application(name="loadable")
