@@ -108,6 +108,7 @@ class Child:
         "pid",
         "ref",
         "restart",
+        "restarts",
         "shutdown",
         "significant",
         "spec",
@@ -126,6 +127,7 @@ class Child:
         self.args = () if temporary else args
         self.pid: Pid | str | None = None
         self.ref: Ref | None = None
+        self.restarts = 0  # how often the supervisor restarted it (otp tree shows it)
 
     def use(self, spec: ChildSpec) -> None:
         """Take a changed spec (code change): it applies from the next (re)start."""
@@ -139,6 +141,10 @@ class Child:
     @property
     def running(self) -> bool:
         return type(self.pid) is Pid
+
+    def row(self, *, anonymous: bool = False) -> tuple[Any, Any, str, int]:
+        """Its `otp.sys.get_children` row: `(id, pid, type, restarts)`."""
+        return (None if anonymous else self.id, self.pid, self.type, self.restarts)
 
     def info(self, *, anonymous: bool = False) -> ChildInfo:
         """Its `which_children` row; dynamic children show no id."""

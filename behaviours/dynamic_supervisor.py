@@ -225,6 +225,10 @@ class _DynamicServer(GenServer[_State]):
                 return await _restart(state, waiting)
         return NoReply(state)
 
+    def sys_children(self, state: _State) -> list[tuple[Any, Any, str, int]]:
+        rows = [child.row(anonymous=True) for child in state.children.values()]
+        return rows + [child.row(anonymous=True) for child in state.restarting.values()]
+
     async def terminate(self, reason: Any, state: _State) -> None:
         state.restarting.clear()
         await shutdown_all(state.name, list(state.children.values()))
@@ -251,6 +255,7 @@ async def _restart(state: _State, child: Child) -> Any:
         state.restarting[token] = child
         otp.send(otp.self(), (TRY_AGAIN, token))
         return NoReply(state)
+    child.restarts += 1
     if pid is not None:  # a restart that is ignored drops the child
         monitor_child(child, pid)
         state.children[pid] = child

@@ -681,6 +681,11 @@ class _Server:
             state=self.formatted().get("state"),
         )
 
+    def system_children(self) -> list[otp_sys.Child] | None:
+        """What a supervisor's callbacks report as its children (`otp.sys.get_children`)."""
+        children = getattr(self.callbacks, "sys_children", None)
+        return None if children is None else children(self.state)
+
     async def system_terminate(self, reason: Any) -> NoReturn:
         self.last_message = ("system", "terminate", reason)
         await self.stop_with(reason, None)

@@ -334,6 +334,9 @@ class _SupervisorServer(GenServer[_State]):
     async def terminate(self, reason: Any, state: _State) -> None:
         await _stop_children(state)
 
+    def sys_children(self, state: _State) -> list[tuple[Any, Any, str, int]]:
+        return [child.row() for child in state.children]
+
     async def code_change(self, old_vsn: Any, state: _State, extra: Any) -> _State:
         """Re-read `init`: new flags apply, new specs are added (not started), changed
         specs update their children; nothing changes if anything is invalid."""
@@ -443,6 +446,7 @@ async def _start_group(state: _State, group: Sequence[Child]) -> None:
             child.pid = RESTARTING
             otp.send(otp.self(), (TRY_AGAIN, child.id))
             return
+        child.restarts += 1
         if pid is not None:
             monitor_child(child, pid)
             state.by_pid[pid] = child

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from . import _call, _node
+from . import _call, _config, _node
 from ._app import Application, ApplicationError
 from ._mailbox import receive, send
 from ._process import current
@@ -97,7 +97,7 @@ class AppTable:
 
                 load(dep)
         env = dict(spec.env)
-        env.update(self.node.config.get(spec.name, {}))
+        env.update(_config.check(spec.name, env, self.node.config.get(spec.name, {})))
         self.loaded[spec.name] = _Loaded(spec, env)
 
     def unload(self, name: str) -> None:

@@ -60,7 +60,8 @@ class Node:
         self.halted: asyncio.Future[object] = loop.create_future()
         self.system: set[int] = set()  # kernel processes (application controller, ...)
         self.apps: Any = None  # the application table, once the controller runs
-        self.config: dict[str, dict[str, Any]] = {}  # env overrides, by application
+        # env overrides by application: key -> (value, where it was set)
+        self.config: dict[str, dict[str, tuple[Any, str]]] = {}
         self.started_at = time.time()
         self.stopping = False
         self._idle: asyncio.Future[None] | None = None

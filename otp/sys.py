@@ -32,6 +32,7 @@ __all__ = [
     "SysError",
     "SystemHandler",
     "change_code",
+    "get_children",
     "get_state",
     "get_status",
     "handle",
@@ -43,6 +44,8 @@ __all__ = [
 ]
 
 SYSTEM: Final = "system"
+
+Child = tuple[Any, Any, str, int]  # (id, pid | None | "restarting", type, restarts)
 DEFAULT_TIMEOUT: Final = 5.0
 
 
@@ -119,6 +122,9 @@ async def handle(handler: SystemHandler, from_: _call.From, request: Any) -> Non
                 result = None
             case "get_status":
                 result = handler.system_get_status()
+            case "get_children":
+                children = getattr(handler, "system_children", None)
+                result = None if children is None else children()
             case ("terminate", reason):
                 await handler.system_terminate(reason)
                 return
@@ -177,6 +183,13 @@ async def get_status(server: Any, timeout: float = DEFAULT_TIMEOUT) -> Status:
     """The process's status, with its state as its `format_status` shows it."""
     status: Status = await _request(server, "get_status", timeout)
     return status
+
+
+async def get_children(server: Any, timeout: float = DEFAULT_TIMEOUT) -> list[Child] | None:
+    """A supervisor's children, each `(id, pid, type, restarts)`, with `pid` a Pid, None or
+    "restarting"; None for a process that supervises nothing (what `otp tree` walks)."""
+    children: list[Child] | None = await _request(server, "get_children", timeout)
+    return children
 
 
 async def terminate(server: Any, reason: Any, timeout: float = math.inf) -> None:

@@ -1,0 +1,241 @@
+"""The control socket: how `otp status`, `otp tree` and `otp stop` reach a running node.
+
+A Unix domain socket in the run directory (owner-only), one request per connection:
+a frame is a 4-byte big-endian length and a msgpack body (msgspec; never pickle).
+Every request carries the node's cookie. A malformed or unauthenticated request gets an
+error reply and the connection is closed; the node is not disturbed by it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import os
+import resource
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, Final
+
+import msgspec
+
+from . import _node
+from . import sys as otp_sys
+from ._spawn import spawn
+from ._values import NORMAL, Pid
+from .errors import OTPError
+
+__all__ = ["ControlError", "Request", "Response", "call", "serve"]
+
+MAX_FRAME: Final = 1 << 20  # requests are small; anything bigger is not one of ours
+COMMAND_TIMEOUT: Final = 30.0
+
+
+class Request(msgspec.Struct, forbid_unknown_fields=True):
+    cookie: str
+    command: str
+    args: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class Response(msgspec.Struct):
+    ok: bool
+    result: Any = None
+    error: str | None = None
+
+
+class ControlError(OTPError):
+    """The node refused a control request, or could not be reached."""
+
+
+_encoder = msgspec.msgpack.Encoder()
+_request_decoder = msgspec.msgpack.Decoder(Request)
+_response_decoder = msgspec.msgpack.Decoder(Response)
+
+
+def _frame(payload: bytes) -> bytes:
+    return len(payload).to_bytes(4, "big") + payload
+
+
+# -- the node side ------------------------------------------------------------------------
+
+
+async def serve(path: Path, cookie: str) -> asyncio.AbstractServer:
+    """Listen on `path` (created owner-only) for control requests to the running node."""
+    node = _node.get()
+    path.unlink(missing_ok=True)  # noqa: ASYNC240  (a stale socket of a dead node; instant)
+    old_mask = os.umask(0o177)  # owner-only from the moment the socket exists
+    try:
+        server = await asyncio.start_unix_server(
+            lambda r, w: _handle(r, w, node, cookie.encode()), path=str(path)
+        )
+    finally:
+        os.umask(old_mask)
+    return server
+
+
+async def _handle(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, node: _node.Node, cookie: bytes
+) -> None:
+    try:
+        response = await _answer(reader, node, cookie)
+        try:
+            payload = _encoder.encode(response)
+        except (TypeError, msgspec.EncodeError) as exc:
+            payload = _encoder.encode(Response(False, error=f"cannot encode the reply: {exc}"))
+        writer.write(_frame(payload))
+        await writer.drain()
+    except (ConnectionError, OSError):
+        pass  # the client went away: nothing to answer
+    finally:
+        writer.close()
+
+
+async def _answer(reader: asyncio.StreamReader, node: _node.Node, cookie: bytes) -> Response:
+    try:
+        size = int.from_bytes(await reader.readexactly(4), "big")
+        if size > MAX_FRAME:
+            return Response(False, error=f"malformed request: a frame of {size} bytes is too large")
+        request = _request_decoder.decode(await reader.readexactly(size))
+    except asyncio.IncompleteReadError:
+        return Response(False, error="malformed request: the frame is truncated")
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        return Response(False, error=f"malformed request: {exc}")
+    if not hmac.compare_digest(request.cookie.encode(), cookie):
+        return Response(False, error="unauthenticated: wrong cookie")
+    command = _COMMANDS.get(request.command)
+    if command is None:
+        known = ", ".join(sorted(_COMMANDS))
+        return Response(False, error=f"unknown command {request.command!r}; known: {known}")
+    done: asyncio.Future[Any] = node.loop.create_future()
+    spawn(_run_command, command, request.args, done)  # commands talk to processes
+    try:
+        return Response(True, result=await asyncio.wait_for(done, COMMAND_TIMEOUT))
+    except Exception as exc:
+        return Response(False, error=f"{request.command} failed: {exc!r}")
+
+
+async def _run_command(
+    command: Callable[[dict[str, Any]], Awaitable[Any]],
+    args: dict[str, Any],
+    done: asyncio.Future[Any],
+) -> None:
+    try:
+        result = await command(args)
+    except Exception as exc:
+        if not done.done():
+            done.set_exception(exc)
+        return
+    if not done.done():
+        done.set_result(result)
+
+
+async def _status(args: dict[str, Any]) -> dict[str, Any]:
+    node = _node.get()
+    apps = node.apps
+    running = [] if apps is None else [apps.running[name] for name in apps.order]
+    return {
+        "node": node.name,
+        "os_pid": os.getpid(),
+        "uptime": round(time.time() - node.started_at, 3),
+        "processes": len(node.procs),
+        "max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "applications": [
+            {
+                "name": r.name,
+                "vsn": apps.loaded[r.name].spec.vsn,
+                "description": apps.loaded[r.name].spec.description,
+                "type": r.type,
+            }
+            for r in running
+        ],
+    }
+
+
+async def _tree(args: dict[str, Any]) -> list[dict[str, Any]]:
+    node = _node.get()
+    apps = node.apps
+    if apps is None:
+        return []
+    trees = []
+    for name in apps.order:
+        top = apps.running[name].top
+        tree = None if top is None else await _describe(top, None, "supervisor", 0)
+        trees.append({"application": name, "tree": tree})
+    return trees
+
+
+async def _describe(pid: Any, id: Any, kind: str, restarts: int) -> dict[str, Any]:
+    """One node of the tree: the process, and below a supervisor, its children."""
+    entry: dict[str, Any] = {
+        "id": id if id is None or isinstance(id, str | int) else _name(id),
+        "pid": repr(pid) if type(pid) is Pid else pid,
+        "type": kind,
+        "restarts": restarts,
+    }
+    proc = pid._proc if type(pid) is Pid else None
+    if proc is None:
+        return entry
+    entry.update(
+        name=proc.regname,
+        behaviour=None if proc.behaviour is None else _name(proc.behaviour),
+        mailbox=len(proc.mbox or ()),
+    )
+    if kind == "supervisor" and proc.behaviour is not None:
+        children = await otp_sys.get_children(pid)
+        if children is not None:
+            entry["children"] = [
+                await _describe(child_pid, child_id, child_type, child_restarts)
+                for child_id, child_pid, child_type, child_restarts in children
+            ]
+    return entry
+
+
+def _name(value: Any) -> str:
+    return getattr(value, "__qualname__", None) or repr(value)
+
+
+async def _stop(args: dict[str, Any]) -> str:
+    node = _node.get()
+    node.loop.call_soon(node.stop, NORMAL)  # after the reply is on its way
+    return "stopping"
+
+
+_COMMANDS: Final[dict[str, Callable[[dict[str, Any]], Awaitable[Any]]]] = {
+    "status": _status,
+    "tree": _tree,
+    "stop": _stop,
+}
+
+
+# -- the client side ----------------------------------------------------------------------
+
+
+def call(path: Path, cookie: str, command: str, args: dict[str, Any] | None = None) -> Any:
+    """Send one request to the node listening on `path`; its result, or ControlError."""
+    if not path.exists():
+        raise ControlError(f"no node is running there: no control socket at {path}")
+    request = Request(cookie=cookie, command=command, args=args or {})
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(COMMAND_TIMEOUT + 5)
+        try:
+            sock.connect(str(path))
+            sock.sendall(_frame(_encoder.encode(request)))
+            size = int.from_bytes(_read(sock, 4), "big")
+            response = _response_decoder.decode(_read(sock, size))
+        except OSError as exc:
+            raise ControlError(f"cannot talk to the node at {path}: {exc}") from None
+    if not response.ok:
+        raise ControlError(response.error or "the node refused the request")
+    return response.result
+
+
+def _read(sock: socket.socket, size: int) -> bytes:
+    chunks = []
+    while size:
+        chunk = sock.recv(min(size, 65536))
+        if not chunk:
+            raise ConnectionError("the node closed the connection")
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)

@@ -1,0 +1,229 @@
+"""The `otp` command: run a node in the foreground, and look into or stop a running one.
+
+    otp run SPEC [--name N] [--cookie C] [--config F] [--set app.key=value] [--run-dir D]
+    otp status | tree [--json] | stop        [--name N] [--run-dir D] [--cookie C]
+
+`run` starts the application SPEC (`package.module:attr`) with its dependencies, logs to
+stderr, and stops cleanly on SIGTERM or SIGINT (applications in reverse start order). The
+other commands reach it through its control socket, `<run-dir>/<name>.sock`; the cookie
+is read from `<run-dir>/<name>.cookie` (owner-only) unless given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import secrets
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from . import _config, _control, _node, application
+from ._mailbox import receive
+from ._runner import run
+from ._values import NORMAL
+from .errors import ExitError, OTPError
+
+__all__ = ["main"]
+
+_logger = logging.getLogger("otp.node")
+
+
+def default_run_dir() -> Path:
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    return Path(runtime) / "otp" if runtime else Path(f"/tmp/otp-{os.getuid()}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except BrokenPipeError:  # our reader went away (otp tree | head): nothing to say
+        return 1
+    except (OTPError, OSError) as exc:
+        print(f"otp: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="otp", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--name", default="otp", help="the node's name (default: otp)")
+        p.add_argument("--run-dir", type=Path, default=None, help="where the control socket lives")
+        p.add_argument("--cookie", default=os.environ.get("OTP_COOKIE"), help="the node's cookie")
+
+    run_p = commands.add_parser("run", help="run a node with an application, in the foreground")
+    run_p.add_argument("spec", help="the application: package.module:attr")
+    common(run_p)
+    run_p.add_argument("--config", action="append", default=[], help="a TOML file of [app] env")
+    run_p.add_argument(
+        "--set", action="append", default=[], metavar="APP.KEY=VALUE", help="one env value"
+    )
+    run_p.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
+    run_p.set_defaults(handler=_run)
+
+    for name, handler, text in (
+        ("status", _status, "the node, its applications and processes"),
+        ("tree", _tree, "the live supervision tree"),
+        ("stop", _stop, "stop the node cleanly"),
+    ):
+        p = commands.add_parser(name, help=text)
+        common(p)
+        if name != "stop":
+            p.add_argument("--json", action="store_true", help="print JSON")
+        p.set_defaults(handler=handler)
+    return parser
+
+
+def _paths(args: argparse.Namespace) -> tuple[Path, Path]:
+    run_dir = args.run_dir or default_run_dir()
+    short = args.name.partition("@")[0]
+    return run_dir / f"{short}.sock", run_dir / f"{short}.cookie"
+
+
+# -- otp run -------------------------------------------------------------------------------
+
+
+def _run(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    settings: _config.Settings = {}
+    for path in args.config:
+        _config.load_file(path, settings)
+    for option in args.set:
+        _config.parse_set(option, settings)
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # SPEC names a module of the current project
+    socket_path, cookie_path = _paths(args)
+    socket_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    socket_path.parent.chmod(0o700)
+    cookie = args.cookie or secrets.token_urlsafe(24)
+    fd = os.open(cookie_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(cookie)
+    try:
+        run(
+            _node_main,
+            args.spec,
+            settings,
+            socket_path,
+            cookie,
+            name=args.name,
+            cookie=cookie,
+            loop=args.loop,
+        )
+    except ExitError as exc:
+        _logger.error("node stopped: %r", exc.reason)
+        return 1
+    finally:
+        for path in (socket_path, cookie_path):
+            path.unlink(missing_ok=True)
+    _logger.info("node stopped")
+    return 0
+
+
+async def _node_main(spec: str, settings: _config.Settings, socket_path: Path, cookie: str) -> None:
+    node = _node.get()
+    node.config.update(settings)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, node.stop, NORMAL)
+    server = await _control.serve(socket_path, cookie)
+    try:
+        started = await application.ensure_all_started(application.load(spec), "permanent")
+        _logger.info(
+            "node %s started %s in %.3f s; control socket %s",
+            node.name,
+            ", ".join(started),
+            time.time() - node.started_at,
+            socket_path,
+        )
+        await receive(lambda m: False)
+    finally:
+        server.close()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+
+# -- the client commands --------------------------------------------------------------------
+
+
+def _request(args: argparse.Namespace, command: str) -> Any:
+    socket_path, cookie_path = _paths(args)
+    if not socket_path.exists():
+        raise _control.ControlError(
+            f"no node is running as {args.name!r}: no control socket at {socket_path}"
+        )
+    cookie = args.cookie
+    if cookie is None:
+        try:
+            cookie = cookie_path.read_text().strip()
+        except OSError:
+            raise _control.ControlError(
+                f"no cookie: pass --cookie or set OTP_COOKIE (no readable {cookie_path})"
+            ) from None
+    return _control.call(socket_path, cookie, command)
+
+
+def _status(args: argparse.Namespace) -> int:
+    status = _request(args, "status")
+    if args.json:
+        print(json.dumps(status, indent=2))
+        return 0
+    print(f"node {status['node']} (os pid {status['os_pid']}), up {status['uptime']:.1f} s")
+    print(f"processes: {status['processes']}, max RSS: {status['max_rss_kb'] / 1024:.1f} MiB")
+    print("applications:")
+    for app in status["applications"]:
+        print(f"  {app['name']} {app['vsn']} ({app['type']}) {app['description']}".rstrip())
+    return 0
+
+
+def _tree(args: argparse.Namespace) -> int:
+    trees = _request(args, "tree")
+    if args.json:
+        print(json.dumps(trees, indent=2))
+        return 0
+    for app in trees:
+        print(f"{app['application']}")
+        if app["tree"] is not None:
+            _print_tree(app["tree"], "", True)
+    return 0
+
+
+def _print_tree(entry: dict[str, Any], prefix: str, last: bool) -> None:
+    branch = "└─ " if last else "├─ "
+    parts = [str(entry["id"]) if entry.get("id") is not None else ""]
+    if entry.get("behaviour"):
+        parts.append(entry["behaviour"])
+    parts.append(str(entry["pid"]))
+    if entry.get("name"):
+        parts.append(f"'{entry['name']}'")
+    details = []
+    if "mailbox" in entry:
+        details.append(f"mailbox={entry['mailbox']}")
+    details.append(f"restarts={entry['restarts']}")
+    print(f"{prefix}{branch}{' '.join(p for p in parts if p)}  {' '.join(details)}")
+    children = entry.get("children", [])
+    for i, child in enumerate(children):
+        _print_tree(child, prefix + ("   " if last else "│  "), i == len(children) - 1)
+
+
+def _stop(args: argparse.Namespace) -> int:
+    _request(args, "stop")
+    print(f"stopping {args.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Three applications for the command-line tests: store <- cache <- chat (~50 processes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import otp
+from behaviours import DynamicSupervisor, GenServer, NoReply, Reply, Supervisor
+
+
+class Store(GenServer[dict[str, Any]]):
+    def init(self, arg: Any) -> dict[str, Any]:
+        otp.process_flag("trap_exit", True)
+        return {"size": otp.application.get_env("store", "size")}
+
+    def handle_call(self, request: Any, from_: Any, state: dict[str, Any]) -> Reply[Any]:
+        return Reply(state, state)
+
+
+class Room(GenServer[str]):
+    def init(self, name: str) -> str:
+        return name
+
+    def handle_cast(self, msg: Any, state: str) -> NoReply[str]:
+        raise RuntimeError(f"room {state} crashed")
+
+
+class StoreSup(Supervisor):
+    def init(self, arg: Any) -> Any:
+        return Supervisor.flags(), [Store.child_spec(None, name="store")]
+
+
+class CacheSup(Supervisor):
+    def init(self, arg: Any) -> Any:
+        return Supervisor.flags(), [
+            DynamicSupervisor.child_spec(name="cache_pool", id="cache_pool")
+        ]
+
+
+class ChatSup(Supervisor):
+    def init(self, rooms: int) -> Any:
+        return Supervisor.flags(intensity=5), [
+            Room.child_spec(f"room{i}", id=f"room{i}") for i in range(rooms)
+        ]
+
+
+store = otp.Application(
+    name="store", vsn="1.0.0", description="a store", start=StoreSup.start_link, env={"size": 10}
+)
+cache = otp.Application(name="cache", vsn="1.1.0", start=CacheSup.start_link, applications=(store,))
+chat = otp.Application(
+    name="chat",
+    vsn="2.0.0",
+    description="chat rooms",
+    start=ChatSup.start_link,
+    start_args=40,
+    applications=(cache, "store"),
+    env={"port": 5555, "motd": "hi"},
+)

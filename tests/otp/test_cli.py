@@ -1,0 +1,228 @@
+"""The `otp` command, driven for real: a node in a subprocess, queried and stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEC = "tests.otp.sample_apps:chat"
+
+
+class Node:
+    """An `otp run` subprocess and the lines it logged so far."""
+
+    def __init__(self, run_dir: Path, *extra: str, name: str = "t") -> None:
+        self.run_dir = run_dir
+        self.name = name
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "otp.cli",
+                "run",
+                SPEC,
+                "--name",
+                name,
+                "--run-dir",
+                str(run_dir),
+                *extra,
+            ],
+            cwd=ROOT,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        with self.proc.stderr:
+            for line in self.proc.stderr:
+                self._queue.put(line)
+        self._queue.put(None)
+
+    def wait_for(self, text: str, timeout: float = 20.0) -> str:
+        """The first logged line containing `text` (lines already seen count too)."""
+        for seen in self.lines:
+            if text in seen:
+                return seen
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._queue.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(
+                    f"no log line with {text!r}; got:\n{''.join(self.lines)}"
+                ) from None
+            if line is None:
+                raise AssertionError(
+                    f"the node exited before logging {text!r}:\n{''.join(self.lines)}"
+                )
+            self.lines.append(line)
+            if text in line:
+                return line
+
+    def otp(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "otp.cli",
+                *args,
+                "--name",
+                self.name,
+                "--run-dir",
+                str(self.run_dir),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+
+    def finish(self, timeout: float = 20.0) -> int:
+        code = self.proc.wait(timeout=timeout)
+        while True:
+            line = self._queue.get(timeout=5)
+            if line is None:
+                return code
+            self.lines.append(line)
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Iterator[Node]:
+    started = Node(tmp_path / "run", "--set", "chat.motd='welcome'")
+    try:
+        started.wait_for("node t@")
+        yield started
+    finally:
+        if started.proc.poll() is None:
+            started.proc.kill()
+            started.proc.wait()
+
+
+def test_status_lists_the_applications_in_start_order(node: Node) -> None:
+    result = node.otp("status", "--json")
+    assert result.returncode == 0, result.stderr
+    status = json.loads(result.stdout)
+    assert [a["name"] for a in status["applications"]] == ["store", "cache", "chat"]
+    assert {a["type"] for a in status["applications"]} == {"permanent"}
+    assert status["processes"] >= 50
+    readable = node.otp("status")
+    assert "chat 2.0.0 (permanent) chat rooms" in readable.stdout
+
+
+def test_tree_shows_the_live_supervision_tree(node: Node) -> None:
+    result = node.otp("tree", "--json")
+    assert result.returncode == 0, result.stderr
+    trees = {t["application"]: t["tree"] for t in json.loads(result.stdout)}
+    store = trees["store"]
+    assert store["behaviour"] == "StoreSup"
+    assert store["children"][0]["name"] == "store" and store["children"][0]["behaviour"] == "Store"
+    rooms = trees["chat"]["children"]
+    assert len(rooms) == 40 and rooms[0]["id"] == "room0" and rooms[0]["mailbox"] == 0
+    assert trees["cache"]["children"][0]["behaviour"] == "DynamicSupervisor"
+    text = node.otp("tree").stdout
+    assert "└─ StoreSup" in text and "'store'" in text and "restarts=0" in text
+
+
+def test_stop_stops_applications_in_reverse_start_order(node: Node) -> None:
+    result = node.otp("stop")
+    assert result.returncode == 0, result.stderr
+    assert node.finish() == 0
+    stopped = [
+        line.split("application ")[1].split()[0] for line in node.lines if " stopped (" in line
+    ]
+    assert stopped == ["chat", "cache", "store"]
+    assert not (node.run_dir / "t.sock").exists()
+    again = node.otp("status")
+    assert again.returncode == 1 and "no node is running" in again.stderr
+
+
+def test_sigterm_stops_the_node_cleanly(node: Node) -> None:
+    node.proc.send_signal(signal.SIGTERM)
+    assert node.finish() == 0
+    assert any("application store stopped" in line for line in node.lines)
+
+
+def test_the_control_socket_is_owner_only(node: Node) -> None:
+    sock = node.run_dir / "t.sock"
+    assert sock.stat().st_mode & 0o077 == 0
+    assert (node.run_dir / "t.cookie").stat().st_mode & 0o077 == 0
+    assert node.run_dir.stat().st_mode & 0o077 == 0
+
+
+def _raw(path: Path, payload: bytes) -> bytes:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(10)
+        s.connect(str(path))
+        s.sendall(payload)
+        s.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_bad_requests_get_an_error_and_the_node_stays_up(node: Node) -> None:
+    sock = node.run_dir / "t.sock"
+    for garbage in (b"GET / HTTP/1.1\r\n\r\n", b"\x00\x00\x00\x05hello", b"\x00\x00", b""):
+        reply = _raw(sock, garbage)
+        assert b"malformed request" in reply
+    wrong = node.otp("status", "--cookie", "not-the-cookie")
+    assert wrong.returncode == 1 and "unauthenticated: wrong cookie" in wrong.stderr
+    assert node.otp("status").returncode == 0  # still up and answering
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--set", "chat.port=abc"), "--set chat.port=abc: [chat] port: expected int"),
+        (("--set", "nodot"), "expected app.key=value"),
+    ],
+)
+def test_bad_configuration_is_refused_by_name(
+    tmp_path: Path, extra: tuple[str, ...], message: str
+) -> None:
+    node = Node(tmp_path / "run", *extra)
+    assert node.finish() != 0
+    assert message in "".join(node.lines)
+
+
+def test_a_config_file_that_is_not_toml_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "sys.toml"
+    bad.write_text("[chat\nport = ")
+    node = Node(tmp_path / "run", "--config", str(bad))
+    assert node.finish() != 0
+    assert f"{bad}: not valid TOML" in "".join(node.lines)
+
+
+def test_an_unknown_application_is_refused(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "otp.cli", "run", "tests.nowhere:app", "--run-dir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 1 and "cannot import 'tests.nowhere'" in proc.stderr
+
+
+def test_the_console_script_is_installed() -> None:
+    script = Path(sys.executable).parent / "otp"
+    assert script.exists() and os.access(script, os.X_OK)
+    proc = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0 and "status" in proc.stdout
