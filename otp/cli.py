@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import os
 import secrets
@@ -22,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from . import _config, _control, _node, application
 from ._mailbox import receive
@@ -179,7 +180,7 @@ def _request(args: argparse.Namespace, command: str) -> Any:
 def _status(args: argparse.Namespace) -> int:
     status = _request(args, "status")
     if args.json:
-        print(json.dumps(status, indent=2))
+        _print_json(status)
         return 0
     print(f"node {status['node']} (os pid {status['os_pid']}), up {status['uptime']:.1f} s")
     print(f"processes: {status['processes']}, max RSS: {status['max_rss_kb'] / 1024:.1f} MiB")
@@ -189,10 +190,14 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_json(value: Any) -> None:
+    sys.stdout.buffer.write(msgspec.json.format(msgspec.json.encode(value), indent=2) + b"\n")
+
+
 def _tree(args: argparse.Namespace) -> int:
     trees = _request(args, "tree")
     if args.json:
-        print(json.dumps(trees, indent=2))
+        _print_json(trees)
         return 0
     for app in trees:
         print(f"{app['application']}")
