@@ -32,6 +32,8 @@ from typing import Any
 from . import _application_controller as _controller
 from . import _node
 from ._app import START_TYPES, Application, ApplicationError, StartType
+from ._process import current
+from ._values import Pid
 
 __all__ = [
     "Application",
@@ -39,7 +41,9 @@ __all__ = [
     "StartType",
     "ensure_all_started",
     "get_all_env",
+    "get_application",
     "get_env",
+    "get_key",
     "load",
     "set_env",
     "start",
@@ -133,6 +137,22 @@ def which_applications() -> list[tuple[str, str, str]]:
     """`(name, description, vsn)` of the running applications, the newest first."""
     node = _node.current
     return [] if node is None or node.apps is None else node.apps.which()
+
+
+def get_key(app: str, key: str, default: Any = None) -> Any:
+    """A field of a loaded application's spec (`vsn`, `description`, `applications`,
+    `env`, `start_args`, ...); `default` for an unknown application or key."""
+    node = _node.current
+    loaded = None if node is None or node.apps is None else node.apps.loaded.get(app)
+    if loaded is None or key not in Application.__dataclass_fields__:
+        return default
+    return getattr(loaded.spec, key)
+
+
+def get_application(pid: Pid | None = None) -> str | None:
+    """The application the process `pid` (default: the caller) belongs to, or None."""
+    proc = current() if pid is None else pid._proc
+    return None if proc is None else proc.app
 
 
 def get_env(app: str, key: str, default: Any = None) -> Any:

@@ -275,6 +275,20 @@ async def test_env(node: object) -> None:
         otp.application.set_env("unknown_app", "k", 1)
 
 
+async def test_keys_and_the_application_of_a_process(node: object) -> None:
+    """Case 144."""
+    load(app("keyed", env={"a": 1}))
+    assert otp.application.get_key("keyed", "vsn") == "1.0"
+    assert otp.application.get_key("keyed", "description") == "the keyed app"
+    assert otp.application.get_key("keyed", "nonsense") is None
+    assert otp.application.get_key("nobody", "vsn", "x") == "x"
+    assert otp.application.get_application() is None
+    await otp.application.start("keyed")
+    holder = otp.whereis("keyed_holder")
+    assert otp.application.get_application(holder) == "keyed"
+    await otp.application.stop("keyed")
+
+
 async def test_load_by_path_and_bad_specs(node: object) -> None:
     name = otp.application.load("tests.otp.test_application:LOADABLE")
     assert name == "loadable"
