@@ -16,6 +16,7 @@ from otp import KILL, KILLED, NORMAL, SHUTDOWN, Down, Exit, Pid, Ref, is_abnorma
 from otp.reports import emit
 
 from ._child_spec import ChildSpec
+from .gen_server import GenServer
 
 __all__ = [
     "RESTARTING",
@@ -28,6 +29,7 @@ __all__ = [
     "exit_is_restart",
     "monitor_child",
     "report",
+    "request_supervisor",
     "shutdown_all",
     "shutdown_one",
     "start_child_process",
@@ -172,6 +174,17 @@ async def start_child_process(spec: ChildSpec, extra: tuple[Any, ...] = ()) -> P
         )
     otp.link(result)  # whatever the start function did, a supervisor links its children
     return result
+
+
+async def request_supervisor(sup: Any, request: Any) -> Any:
+    """Call a supervisor's API; raise what it refused (SupervisorError) or what failed in it
+    on the caller's behalf (StartError, InvalidChildSpec)."""
+    status, value = await GenServer.call(sup, request, math.inf)
+    if status == "ok":
+        return value
+    if status == "raise":
+        raise value
+    raise SupervisorError(value, f"supervisor {sup!r} refused {request!r}: {value!r}")
 
 
 def monitor_child(child: Child, pid: Pid) -> None:

@@ -30,10 +30,10 @@ from ._supervision import (
     ChildCounts,
     ChildInfo,
     RestartIntensity,
-    SupervisorError,
     exit_is_restart,
     monitor_child,
     report,
+    request_supervisor,
     shutdown_all,
     shutdown_one,
     start_child_process,
@@ -109,35 +109,26 @@ class DynamicSupervisor:
                 spec.significant,
                 "significant",
             )
-        return await _request(sup, ("start_child", spec))  # type: ignore[no-any-return]
+        return await request_supervisor(sup, ("start_child", spec))  # type: ignore[no-any-return]
 
     @staticmethod
     async def terminate_child(sup: Any, pid: Pid) -> None:
         """Stop the child `pid`; `SupervisorError("not_found")` if it is not a child."""
-        await _request(sup, ("terminate_child", pid))
+        await request_supervisor(sup, ("terminate_child", pid))
 
     @staticmethod
     async def which_children(sup: Any) -> list[ChildInfo]:
         """Every child (`id` is None: dynamic children have none)."""
-        return await _request(sup, "which_children")  # type: ignore[no-any-return]
+        return await request_supervisor(sup, "which_children")  # type: ignore[no-any-return]
 
     @staticmethod
     async def count_children(sup: Any) -> ChildCounts:
         """`specs` counts every child, `active` the running ones."""
-        return await _request(sup, "count_children")  # type: ignore[no-any-return]
+        return await request_supervisor(sup, "count_children")  # type: ignore[no-any-return]
 
 
 async def _start_with(options: dict[str, Any]) -> Pid:
     return await DynamicSupervisor.start_link(**options)
-
-
-async def _request(sup: Any, request: Any) -> Any:
-    status, value = await GenServer.call(sup, request, math.inf)
-    if status == "ok":
-        return value
-    if status == "raise":
-        raise value
-    raise SupervisorError(value, f"dynamic supervisor {sup!r} refused {request!r}: {value!r}")
 
 
 class _Setup:

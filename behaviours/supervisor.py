@@ -44,6 +44,7 @@ from ._supervision import (
     exit_is_restart,
     monitor_child,
     report,
+    request_supervisor,
     shutdown_one,
     start_child_process,
 )
@@ -198,51 +199,41 @@ class Supervisor:
     async def start_child(sup: Any, child: Any) -> Pid | None:
         """Add a child and start it; its pid (None if it ignored the start)."""
         spec = to_spec(child)
-        return await _request(sup, ("start_child", spec))  # type: ignore[no-any-return]
+        return await request_supervisor(sup, ("start_child", spec))  # type: ignore[no-any-return]
 
     @staticmethod
     async def terminate_child(sup: Any, id: Any) -> None:
         """Stop a child (as its shutdown says); its spec stays, except a temporary one's."""
-        await _request(sup, ("terminate_child", id))
+        await request_supervisor(sup, ("terminate_child", id))
 
     @staticmethod
     async def restart_child(sup: Any, id: Any) -> Pid | None:
         """Start again a child that is not running."""
-        return await _request(sup, ("restart_child", id))  # type: ignore[no-any-return]
+        return await request_supervisor(sup, ("restart_child", id))  # type: ignore[no-any-return]
 
     @staticmethod
     async def delete_child(sup: Any, id: Any) -> None:
         """Forget a child that is not running."""
-        await _request(sup, ("delete_child", id))
+        await request_supervisor(sup, ("delete_child", id))
 
     @staticmethod
     async def which_children(sup: Any) -> list[ChildInfo]:
         """Every child, the most recently started (last in the list) first."""
-        return await _request(sup, "which_children")  # type: ignore[no-any-return]
+        return await request_supervisor(sup, "which_children")  # type: ignore[no-any-return]
 
     @staticmethod
     async def count_children(sup: Any) -> ChildCounts:
         """How many specs, running children, supervisors and workers."""
-        return await _request(sup, "count_children")  # type: ignore[no-any-return]
+        return await request_supervisor(sup, "count_children")  # type: ignore[no-any-return]
 
     @staticmethod
     async def get_childspec(sup: Any, id: Any) -> ChildSpec:
         """The spec of a child."""
-        return await _request(sup, ("get_childspec", id))  # type: ignore[no-any-return]
+        return await request_supervisor(sup, ("get_childspec", id))  # type: ignore[no-any-return]
 
 
 async def _named_start(cls: type[Supervisor], arg: Any, name: str) -> Pid | None:
     return await cls.start_link(arg, name=name)
-
-
-async def _request(sup: Any, request: Any) -> Any:
-    """Call the supervisor; raise what it refused (SupervisorError) or failed (StartError)."""
-    status, value = await GenServer.call(sup, request, math.inf)
-    if status == "ok":
-        return value
-    if status == "raise":
-        raise value
-    raise SupervisorError(value, f"supervisor {sup!r} refused {request!r}: {value!r}")
 
 
 # -- the supervisor process ----------------------------------------------------------------

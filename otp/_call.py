@@ -17,8 +17,8 @@ from typing import Any, Final
 from . import _node, _registry, _signals
 from ._mailbox import deliver, receive
 from ._process import Process, current
-from ._values import NOCONNECTION, NOPROC, TIMEOUT, Down, Pid, Ref
-from .errors import CallError, CallTimeout, NotRegisteredError
+from ._values import TIMEOUT, Down, Pid, Ref
+from .errors import CallError, CallTimeout
 
 __all__ = [
     "From",
@@ -73,16 +73,8 @@ def send_request(server: Any, kind: str, payload: Any, me: Process | None = None
     """Monitor `server` and send it a request; the reply is read with `wait_response`."""
     if me is None:
         me = current()
-    if type(server) is Pid:
-        proc = server._proc
-        lost = NOPROC if server.node == me.pid.node else NOCONNECTION
-    else:
-        try:
-            proc = _registry.resolve(server)
-            lost = NOCONNECTION
-        except NotRegisteredError:
-            proc, lost = None, NOPROC
-    if proc is None or proc.finished:
+    proc, lost = _registry.locate(server, me.pid.node)
+    if proc is None:
         req = RequestId(server, payload, _node.make_ref())
         deliver(me, Down(req.ref, server, lost))
         return req
@@ -120,9 +112,8 @@ async def call(server: Any, kind: str, payload: Any, timeout: float) -> Any:
     if wait is None:
         wait = check_timeout(timeout, "call")
     me = current()
-    proc = server._proc if type(server) is Pid else _lookup(server)
-    if proc is None or proc.finished:
-        lost = NOCONNECTION if proc is None and _remote(server, me) else NOPROC
+    proc, lost = _registry.locate(server, me.pid.node)
+    if proc is None:
         raise CallError(lost, server, payload)
     if proc is me:
         raise CallError("calling_self", server, payload)
@@ -145,18 +136,6 @@ async def call(server: Any, kind: str, payload: Any, timeout: float) -> Any:
         raise CallError(msg.reason, server, payload)
     _signals.remove_monitor(me, ref, flush=True)
     return msg[1]
-
-
-def _lookup(server: Any) -> Process | None:
-    try:
-        return _registry.resolve(server)
-    except NotRegisteredError:
-        return None
-
-
-def _remote(server: Any, me: Process) -> bool:
-    node = server.node if type(server) is Pid else server[1] if type(server) is tuple else None
-    return node is not None and node != me.pid.node
 
 
 async def wait_response(req: RequestId, timeout: float = math.inf) -> Any:

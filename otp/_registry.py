@@ -9,13 +9,21 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from . import _node
-from ._values import Pid
+from ._values import NOCONNECTION, NOPROC, Pid
 from .errors import AlreadyRegisteredError, NoProcessError, NotRegisteredError
 
 if TYPE_CHECKING:
     from ._process import Process
 
-__all__ = ["check_dest", "register", "registered", "resolve", "unregister", "whereis"]
+__all__ = [
+    "check_dest",
+    "locate",
+    "register",
+    "registered",
+    "resolve",
+    "unregister",
+    "whereis",
+]
 
 
 def _check_name(name: object, what: str) -> str:
@@ -94,6 +102,23 @@ def resolve(dest: Any) -> Process | None:
     if type(dest) is Pid:
         return dest._proc
     raise _bad_dest(dest)
+
+
+def locate(dest: Any, here: str) -> tuple[Process | None, str]:
+    """The live local process `dest` names, or None and why: `NOPROC` (no such process on
+    this node, `here`) or `NOCONNECTION` (it is on a node we are not connected to)."""
+    if type(dest) is Pid:
+        proc = dest._proc
+        if proc is not None and not proc.finished:
+            return proc, ""
+        return None, NOPROC if dest.node == here else NOCONNECTION
+    try:
+        proc = resolve(dest)
+    except NotRegisteredError:
+        return None, NOPROC
+    if proc is None:
+        return None, NOCONNECTION
+    return (None, NOPROC) if proc.finished else (proc, "")
 
 
 def check_dest(dest: Any) -> None:

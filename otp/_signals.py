@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, overload
 from . import _node, _process, _registry, reports
 from ._mailbox import deliver
 from ._values import KILL, KILLED, NOCONNECTION, NOPROC, NORMAL, Down, Exit, Pid, Ref, is_abnormal
-from .errors import ExitError, NoProcessError, NotRegisteredError
+from .errors import ExitError, NoProcessError
 
 if TYPE_CHECKING:
     from ._process import Process
@@ -160,16 +160,8 @@ def unlink(pid: Pid) -> None:
 def monitor(target: Pid | str | tuple[str, str]) -> Ref:
     """Monitor a Pid or a registered name; a `Down` arrives when it ends (at once if it has)."""
     me = _process.current()
-    if type(target) is Pid:
-        proc = target._proc
-        reason = NOPROC if target.node == me.pid.node else NOCONNECTION
-    else:
-        try:
-            proc = _registry.resolve(target)
-            reason = NOPROC if proc is not None else NOCONNECTION
-        except NotRegisteredError:
-            proc, reason = None, NOPROC
-    if proc is None or proc.finished:
+    proc, reason = _registry.locate(target, me.pid.node)
+    if proc is None:
         ref = _node.make_ref()
         deliver(me, Down(ref, target, reason))
         return ref
