@@ -221,14 +221,7 @@ class GenServer(Generic[S]):
 
     # -- client API ---------------------------------------------------------------------
 
-    @staticmethod
-    async def call(server: Any, request: Any, timeout: float = 5.0) -> Any:
-        """Send `request` and wait for the reply.
-
-        Raises `otp.CallError` when the server is not there (`.reason == NOPROC`) or dies
-        first (its exit reason), and `otp.CallTimeout` after `timeout` seconds.
-        """
-        return await _call.call(server, CALL, request, timeout)
+    call = staticmethod(_call.call)
 
     @staticmethod
     def cast(server: Any, msg: Any) -> None:
@@ -474,6 +467,7 @@ class _Server:
         """
         proc = self.proc
         reply = _call.reply
+        receive = otp.receive
         h_call, a_call, h_cast, a_cast = self.h_call, self.a_call, self.h_cast, self.a_cast
         while True:
             if self.continue_ is not NO_CONTINUE:
@@ -481,14 +475,16 @@ class _Server:
                 continue
             # receive() inlined for a message already queued (the common case under load)
             mbox = proc.mbox
-            if mbox and not self.suspended:
+            if self.suspended or self.deadline is not None:
+                msg = await self.wait_message()
+                if msg is NOTHING_YET:
+                    continue
+            elif mbox:
                 if proc.exiting:  # an exit signal is pending: stop here
                     raise CancelledError
                 msg = mbox.popleft()
             else:
-                msg = await self.wait_message()
-                if msg is NOTHING_YET:
-                    continue
+                msg = await receive()
             if type(msg) is tuple:
                 size = len(msg)
                 if size == 3 and msg[0] == CALL:

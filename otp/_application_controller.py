@@ -199,7 +199,7 @@ def table(node: _node.Node) -> AppTable:
 async def request(req: Any) -> None:
     """Ask the controller; raise the ApplicationError it answers with."""
     table(_node.get())
-    status, value = await _call.call(CONTROLLER, KIND, req, math.inf)
+    status, value = await _call.call(CONTROLLER, req, math.inf, _kind=KIND)
     if status == "error":
         raise value
 

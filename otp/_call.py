@@ -102,24 +102,27 @@ def abandon(req: RequestId) -> None:
         me.mbox = deque(m for m in me.mbox if not match(m))
 
 
-async def call(server: Any, kind: str, payload: Any, timeout: float) -> Any:
-    """Send a request and wait for its reply; `CallError` if the server dies or is not there.
+async def call(server: Any, payload: Any, timeout: float = 5.0, *, _kind: str = "$gen_call") -> Any:
+    """Send `payload` and wait for the reply (this is `GenServer.call`; `_kind` is the
+    protocol's tag, `"$gen_call"` or `otp.sys`'s `"system"`).
 
-    `send_request` + `wait_response` in one, without the RequestId: this is every
-    GenServer.call, so it is kept short.
+    Raises `otp.CallError` when the server is not there (`.reason == NOPROC`) or dies
+    first (its exit reason), and `otp.CallTimeout` after `timeout` seconds.
     """
     wait = timeout if type(timeout) is float and 0 <= timeout < math.inf else None
     if wait is None:
         wait = check_timeout(timeout, "call")
     me = current()
-    proc, lost = _registry.locate(server, me.pid.node)
-    if proc is None:
-        raise CallError(lost, server, payload)
+    proc = server._proc if type(server) is Pid else None  # the common case, without a call
+    if proc is None or proc.finished:
+        proc, lost = _registry.locate(server, me.pid.node)
+        if proc is None:
+            raise CallError(lost, server, payload)
     if proc is me:
         raise CallError("calling_self", server, payload)
     ref = _signals.add_monitor(me, proc)
     tag = (ALIAS, ref)
-    deliver(proc, (kind, (me.pid, tag), payload))
+    deliver(proc, (_kind, (me.pid, tag), payload))
 
     def match(msg: Any) -> bool:
         t = type(msg)

@@ -142,7 +142,7 @@ class _Refused(Exception):
 
 
 async def _request(server: Any, request: Any, timeout: float) -> Any:
-    status, value = await _call.call(server, SYSTEM, request, timeout)
+    status, value = await _call.call(server, request, timeout, _kind=SYSTEM)
     if status == "error":
         raise SysError(value, server)
     return value

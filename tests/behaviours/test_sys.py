@@ -231,6 +231,6 @@ async def test_an_unknown_system_request_is_refused(node: object) -> None:
     from otp import _call
 
     pid = await started("s")
-    status, value = await _call.call(pid, "system", "frobnicate", 1.0)
+    status, value = await _call.call(pid, "frobnicate", 1.0, _kind="system")
     assert status == "error" and value == ("unknown_system_request", "frobnicate")
     await GenServer.stop(pid)
