@@ -183,7 +183,9 @@ class Supervisor:
         except otp.StartError as err:
             if isinstance(err.reason, ValueError):  # a bad spec or flag from init
                 raise err.reason from None
-            raise
+            raise otp.StartError(
+                err.reason, f"{cls.__qualname__} failed to start: {err.reason!r}"
+            ) from None
 
     @classmethod
     def child_spec(cls, arg: Any = None, **overrides: Any) -> ChildSpec:
