@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Final, Generic, TypeVar
 
 from otp import OTPError
 
-__all__ = ["NO_CONTINUE", "NO_REPLY", "BadReturn", "Init", "NoReply", "Reply", "Stop"]
+__all__ = ["NO_CONTINUE", "NO_REPLY", "NO_STATE", "BadReturn", "Init", "NoReply", "Reply", "Stop"]
 
 S = TypeVar("S")
 
@@ -30,6 +30,7 @@ class _Marker:
 
 NO_CONTINUE: Final[Any] = _Marker("<no continue>")
 NO_REPLY: Final[Any] = _Marker("<no reply>")
+NO_STATE: Final[Any] = _Marker("<the current state>")
 
 
 class _Result:
@@ -60,6 +61,7 @@ _DEFAULTS: Final[dict[str, Any]] = {
     "continue_": NO_CONTINUE,
     "hibernate": False,
     "reply": NO_REPLY,
+    "state": NO_STATE,
 }
 
 
@@ -171,13 +173,13 @@ class NoReply(_Result, Generic[S]):
 
 
 class Stop(_Result, Generic[S]):
-    """Stop with `reason` after `terminate(reason, state)`; answer the call first if `reply`
-    is given."""
+    """Stop with `reason` after `terminate(reason, state)` (without `state`: the current
+    one); if `reply` is given, the call is answered once terminate has run."""
 
     __slots__ = ("_reason", "_reply", "_state")
     __match_args__ = ("reason", "state", "reply")
 
-    def __init__(self, reason: Any, state: S | None = None, reply: Any = NO_REPLY) -> None:
+    def __init__(self, reason: Any, state: S | None = NO_STATE, reply: Any = NO_REPLY) -> None:
         self._reason = reason
         self._state = state
         self._reply = reply

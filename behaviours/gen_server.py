@@ -47,7 +47,7 @@ from otp._process import Process, current
 from otp.reports import emit
 
 from ._child_spec import ChildSpec
-from ._results import NO_CONTINUE, NO_REPLY, BadReturn, Init, NoReply, Reply, Stop
+from ._results import NO_CONTINUE, NO_REPLY, NO_STATE, BadReturn, Init, NoReply, Reply, Stop
 
 __all__ = ["GenServer", "RequestId", "ServerReport", "UnexpectedMessage"]
 
@@ -303,6 +303,9 @@ async def _start(
         raise StartError(
             otp.TIMEOUT, f"{cls.__qualname__}.init did not finish in {timeout} s"
         ) from None
+    except BaseException:  # the caller was cancelled: drop the monitor, keep nothing queued
+        otp.demonitor(ref, flush=True)
+        raise
     if type(msg) is otp.Down:
         raise StartError(msg.reason, f"{cls.__qualname__} exited during init: {msg.reason!r}")
     result = msg[2]
@@ -326,8 +329,9 @@ async def _start(
 
 
 def _reason_of(exc: BaseException) -> Any:
-    """The exit reason an exception stands for: `otp.exit(r)` means `r`, anything else itself."""
-    return exc.reason if isinstance(exc, ExitError) else exc
+    """The exit reason an exception stands for: `otp.exit(r)` means `r`, anything else
+    (a failed call included) itself."""
+    return exc.reason if type(exc) is ExitError else exc
 
 
 async def _await_down(ref: Ref) -> None:
@@ -416,6 +420,7 @@ class _Server:
         "last_message",
         "loop",
         "name",
+        "node_pid",
         "parent",
         "proc",
         "state",
@@ -440,6 +445,7 @@ class _Server:
         self.continue_: Any = NO_CONTINUE
         self.last_message: Any = None
         self.loop = asyncio.get_running_loop()
+        self.node_pid = otp._node.get().init_pid
         self.bind(cls, callbacks)
 
     def bind(self, cls: type[GenServer[Any]], callbacks: GenServer[Any]) -> None:
@@ -537,7 +543,7 @@ class _Server:
                         self.a_cast,
                     )
                     continue
-            elif type(msg) is Exit and self.parent is not None and msg.pid == self.parent:
+            elif type(msg) is Exit and self.from_parent(msg):
                 self.last_message = msg
                 await self.stop_with(msg.reason, None)
             await self.run_info(msg)
@@ -556,7 +562,11 @@ class _Server:
             return NOTHING_YET
 
     def is_system_or_parent(self, msg: Any) -> bool:
-        return otp_sys.is_system_message(msg) or (type(msg) is Exit and msg.pid == self.parent)
+        return otp_sys.is_system_message(msg) or (type(msg) is Exit and self.from_parent(msg))
+
+    def from_parent(self, msg: Exit) -> bool:
+        """An exit from the parent, or from the node itself (its shutdown): terminate."""
+        return (self.parent is not None and msg.pid == self.parent) or msg.pid == self.node_pid
 
     async def run_info(self, msg: Any) -> None:
         self.last_message = msg
@@ -585,10 +595,10 @@ class _Server:
         if rtype is Reply and from_ is not None:
             _call.reply(from_, result.reply)
         elif rtype is Stop:
-            if result.reply is not NO_REPLY and from_ is not None:
-                _call.reply(from_, result.reply)
-            self.state = result.state
-            await self.stop_with(result.reason, None)
+            if result._state is not NO_STATE:
+                self.state = result._state
+            answer = (from_, result._reply) if result._reply is not NO_REPLY and from_ else None
+            await self.stop_with(result._reason, None, answer)
         elif rtype is not NoReply:
             expected = _HANDLE_RESULT if from_ is not None else _NOREPLY_RESULT
             await self.crash(BadReturn(f"{self.cls.__qualname__}.{callback}", result, expected))
@@ -600,8 +610,11 @@ class _Server:
         """A callback raised (or returned garbage): terminate, report, end with `exc`."""
         await self.stop_with(_reason_of(exc), exc)
 
-    async def stop_with(self, reason: Any, error: BaseException | None) -> NoReturn:
-        """Run `terminate(reason, state)`, report an abnormal end, and exit with `reason`."""
+    async def stop_with(
+        self, reason: Any, error: BaseException | None, answer: tuple[From, Any] | None = None
+    ) -> NoReturn:
+        """Run `terminate(reason, state)`, answer a pending `Stop(reply=...)`, report an
+        abnormal end, and exit with `reason`."""
         try:
             result = self.callbacks.terminate(reason, self.state)
             if "terminate" in self.is_async:
@@ -609,6 +622,8 @@ class _Server:
         except Exception as crash:  # terminate itself failed: that is how the server ends
             reason = _reason_of(crash)
             error = crash
+        if answer is not None:
+            _call.reply(*answer)
         if is_abnormal(reason):
             self.report(reason, error)
         if error is not None:

@@ -367,7 +367,10 @@ async def _master(spec: Application, controller: Pid) -> None:
     def mine(m: Any) -> bool:
         return m == ("$stop",) or type(m) is Exit
 
-    msg = await receive(mine)
+    while True:  # Exits of other processes linked to the master (helpers of start) don't count
+        msg = await receive(mine)
+        if msg == ("$stop",) or msg.pid == top or msg.pid == controller:
+            break
     if type(msg) is Exit and msg.pid == top:  # the top supervisor ended by itself
         await _kill_members(spec.name)
         tell("exited", msg.reason)

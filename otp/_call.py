@@ -130,11 +130,13 @@ async def call(server: Any, payload: Any, timeout: float = 5.0, *, _kind: str = 
 
     try:
         msg = await receive(match, wait)
-    except TimeoutError:
+    except BaseException as exc:  # a timeout, or the caller cancelled: leave nothing behind
         _signals.remove_monitor(me, ref, flush=True)
         if me.mbox:
             me.mbox = deque(m for m in me.mbox if not match(m))
-        raise CallTimeout(TIMEOUT, server, payload) from None
+        if isinstance(exc, TimeoutError):
+            raise CallTimeout(TIMEOUT, server, payload) from None
+        raise
     if type(msg) is Down:
         raise CallError(msg.reason, server, payload)
     _signals.remove_monitor(me, ref, flush=True)

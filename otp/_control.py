@@ -26,10 +26,11 @@ from ._spawn import spawn
 from ._values import NORMAL, Pid
 from .errors import OTPError
 
-__all__ = ["ControlError", "Request", "Response", "call", "serve"]
+__all__ = ["ControlError", "Request", "Response", "answers", "call", "serve"]
 
 MAX_FRAME: Final = 1 << 20  # requests are small; anything bigger is not one of ours
 COMMAND_TIMEOUT: Final = 30.0
+TREE_WAIT: Final = 1.0  # how long `otp tree` waits for one supervisor's children
 
 
 class Request(msgspec.Struct, forbid_unknown_fields=True):
@@ -182,7 +183,11 @@ async def _describe(pid: Any, id: Any, kind: str, restarts: int) -> dict[str, An
         mailbox=len(proc.mbox or ()),
     )
     if kind == "supervisor" and proc.behaviour is not None:
-        children = await otp_sys.get_children(pid)
+        try:
+            children = await otp_sys.get_children(pid, TREE_WAIT)
+        except OTPError as exc:  # busy (starting a child) or gone meanwhile: say so, go on
+            entry["unavailable"] = "busy" if isinstance(exc, TimeoutError) else "gone"
+            return entry
         if children is not None:
             entry["children"] = [
                 await _describe(child_pid, child_id, child_type, child_restarts)
@@ -209,6 +214,19 @@ _COMMANDS: Final[dict[str, Callable[[dict[str, Any]], Awaitable[Any]]]] = {
 
 
 # -- the client side ----------------------------------------------------------------------
+
+
+def answers(path: Path) -> bool:
+    """True when a node listens on `path` (a socket left by a dead node does not answer)."""
+    if not path.exists():
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(2)
+        try:
+            sock.connect(str(path))
+        except OSError:
+            return False
+    return True
 
 
 def call(path: Path, cookie: str, command: str, args: dict[str, Any] | None = None) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._values import LOCAL_NODE, Pid, Ref
@@ -39,6 +40,7 @@ class Node:
         "main_done",
         "name",
         "names",
+        "on_exit",
         "procs",
         "started_at",
         "stopping",
@@ -64,6 +66,7 @@ class Node:
         self.config: dict[str, dict[str, tuple[Any, str]]] = {}
         self.started_at = time.time()
         self.stopping = False
+        self.on_exit: Callable[[Process], None] | None = None  # what the shutdown watches
         self._idle: asyncio.Future[None] | None = None
 
     def stop(self, reason: object) -> None:
@@ -80,10 +83,13 @@ class Node:
         self.system.discard(proc.pid._id)
         if proc is self.main:
             self.main_done.set_result(proc.exit_reason)
-        if self.stopping and not self.procs:
-            idle = self._idle
-            if idle is not None and not idle.done():
-                idle.set_result(None)
+        if self.stopping:
+            if self.on_exit is not None:
+                self.on_exit(proc)
+            if not self.procs:
+                idle = self._idle
+                if idle is not None and not idle.done():
+                    idle.set_result(None)
 
     async def wait_empty(self, timeout: float) -> bool:
         """Wait until no process is left, at most `timeout` seconds; True when none is."""

@@ -1,6 +1,7 @@
 """`otp.run`: start a node on a fresh event loop, run `main` as its first process, stop it.
 
-When `main` ends, every process still running gets exit signal `SHUTDOWN` (newest first);
+When `main` ends, every process still running gets exit signal `SHUTDOWN`, top-down (a
+process's children once it has ended, so supervisors stop their own trees in order);
 those still running after `shutdown_timeout` seconds are killed. Then the loop closes and
 nothing of the node remains.
 """
@@ -17,6 +18,7 @@ from typing import Any, Literal
 from . import _node, _signals
 from ._app import Application
 from ._mailbox import receive
+from ._process import Process
 from ._spawn import AsyncFn, check_async, spawn
 from ._values import KILLED, LOCAL_NODE, NORMAL, SHUTDOWN
 from .errors import ExitError
@@ -131,9 +133,22 @@ async def _shutdown(node: _node.Node, timeout: float) -> None:
         from ._application_controller import stop_all
 
         await stop_all(node)
+    # Top-down: the processes whose parent is gone get SHUTDOWN; a process's children get
+    # it when the process has ended. A supervisor thus stops its own children, in order,
+    # before anything else tells them to go.
+    waiting: dict[int, list[Process]] = {}
+    for proc in node.procs.values():
+        waiting.setdefault(proc.parent._id, []).append(proc)
+
+    def orphaned(parent: Process) -> None:
+        for child in waiting.pop(parent.pid._id, ()):
+            _signals.exit_signal(child, node.init_pid, SHUTDOWN, linked=False)
+
     node.stopping = True
-    for proc in reversed(list(node.procs.values())):
-        _signals.exit_signal(proc, node.init_pid, SHUTDOWN, linked=False)
+    node.on_exit = orphaned
+    for proc in list(node.procs.values()):
+        if proc.parent._proc is None:  # (a gone parent never ends again: no second signal)
+            _signals.exit_signal(proc, node.init_pid, SHUTDOWN, linked=False)
     if await node.wait_empty(timeout):
         return
     for _ in range(3):

@@ -39,10 +39,12 @@ __all__ = [
 
 def exit_signal(target: Process, sender: Pid, reason: Any, *, linked: bool) -> None:
     """Deliver an exit signal from `sender`; `linked` for one a link carries (trappable `kill`)."""
-    if target.finished or target.exiting:
+    if target.finished:
         return
     if not linked and type(reason) is str and reason == KILL:
-        kill(target, KILLED)
+        kill(target, KILLED)  # also one already exiting: its cleanup may not outlast a kill
+    elif target.exiting:
+        return
     elif target.trap:
         deliver(target, Exit(sender, reason))
     elif type(reason) is str and reason == NORMAL:

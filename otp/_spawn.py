@@ -115,8 +115,8 @@ async def _run(fn: AsyncFn, args: tuple[Any, ...], kwargs: dict[str, Any]) -> No
         reason: Any = NORMAL
     except CancelledError:
         reason = KILLED  # cancelled by something other than an exit signal
-    except ExitError as e:
-        reason = e.reason
+    except ExitError as e:  # otp.exit(reason); a failed call is a crash of its own
+        reason = e.reason if type(e) is ExitError else e
         exc = e
     except BaseException as e:  # the exception is the exit reason
         reason = e

@@ -107,8 +107,12 @@ def _run(args: argparse.Namespace) -> int:
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # SPEC names a module of the current project
     socket_path, cookie_path = _paths(args)
-    socket_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    socket_path.parent.chmod(0o700)
+    if _control.answers(socket_path):
+        raise _control.ControlError(
+            f"a node named {args.name!r} is already running (its socket is {socket_path})"
+        )
+    if not socket_path.parent.exists():
+        socket_path.parent.mkdir(mode=0o700, parents=True)
     cookie = args.cookie or secrets.token_urlsafe(24)
     fd = os.open(cookie_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -138,8 +142,16 @@ async def _node_main(spec: str, settings: _config.Settings, socket_path: Path, c
     node = _node.get()
     node.config.update(settings)
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if node.halted.done():  # a second signal: the user is not waiting for a clean stop
+            _logger.error("second stop signal: exiting at once")
+            os._exit(1)
+        _logger.info("stop signal: stopping applications (again to exit at once)")
+        node.stop(NORMAL)
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, node.stop, NORMAL)
+        loop.add_signal_handler(sig, on_signal)
     server = await _control.serve(socket_path, cookie)
     try:
         started = await application.ensure_all_started(application.load(spec), "permanent")
@@ -218,6 +230,8 @@ def _print_tree(entry: dict[str, Any], prefix: str, last: bool) -> None:
     if "mailbox" in entry:
         details.append(f"mailbox={entry['mailbox']}")
     details.append(f"restarts={entry['restarts']}")
+    if entry.get("unavailable"):
+        details.append(f"(children not shown: {entry['unavailable']})")
     print(f"{prefix}{branch}{' '.join(p for p in parts if p)}  {' '.join(details)}")
     children = entry.get("children", [])
     for i, child in enumerate(children):

@@ -205,9 +205,11 @@ async def terminate(server: Any, reason: Any, timeout: float = math.inf) -> None
     ref = req.ref
     try:
         down = await receive(lambda m: type(m) is Down and m.ref is ref, wait)
-    except TimeoutError:
+    except BaseException as exc:  # a timeout, or the caller cancelled: leave nothing behind
         _call.abandon(req)
-        raise ExitError(TIMEOUT, f"{server!r} did not terminate within {timeout} s") from None
+        if isinstance(exc, TimeoutError):
+            raise ExitError(TIMEOUT, f"{server!r} did not terminate within {timeout} s") from None
+        raise
     if down.reason == NOPROC:
         raise ExitError(NOPROC, f"cannot terminate {server!r}: no such process")
     if down.reason != reason and down.reason is not reason:

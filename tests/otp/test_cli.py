@@ -226,3 +226,10 @@ def test_the_console_script_is_installed() -> None:
     assert script.exists() and os.access(script, os.X_OK)
     proc = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0 and "status" in proc.stdout
+
+
+def test_a_second_node_with_the_same_name_is_refused(node: Node) -> None:
+    second = Node(node.run_dir)
+    assert second.finish() != 0
+    assert "already running" in "".join(second.lines)
+    assert node.otp("status").returncode == 0  # the first node is still reachable
