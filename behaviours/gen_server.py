@@ -479,74 +479,76 @@ class _Server:
             if self.continue_ is not NO_CONTINUE:
                 await self.run_continue()
                 continue
-            # receive() inlined for a message already queued (the common case under load)
-            mbox = proc.mbox
             if self.suspended or self.deadline is not None:
                 msg = await self.wait_message()
                 if msg is NOTHING_YET:
                     continue
-            elif mbox:
-                if proc.exiting:  # an exit signal is pending: stop here
-                    raise CancelledError
-                msg = mbox.popleft()
             else:
                 msg = await receive()
-            if type(msg) is tuple:
-                size = len(msg)
-                if size == 3 and msg[0] == CALL:
-                    from_ = msg[1]
-                    try:
-                        result = h_call(msg[2], from_, self.state)
-                        if a_call:
-                            result = await result
-                    except Exception as exc:
-                        self.last_message = msg
-                        await self.crash(exc)
-                    if (
-                        type(result) is Reply
-                        and result._timeout is None
-                        and result._continue is NO_CONTINUE
-                    ):
+            # Handle `msg`, then whatever is already queued, for as long as every result is a
+            # plain Reply/NoReply (nothing that suspends, sets a timeout or a continue).
+            while True:
+                if type(msg) is tuple:
+                    size = len(msg)
+                    if size == 2 and msg[0] == CAST:
+                        try:
+                            result = h_cast(msg[1], self.state)
+                            if a_cast:
+                                result = await result
+                        except Exception as exc:
+                            self.last_message = msg
+                            await self.crash(exc)
+                        if (
+                            type(result) is not NoReply
+                            or result._timeout is not None
+                            or result._continue is not NO_CONTINUE
+                        ):
+                            self.last_message = msg
+                            await self.apply(result, None, "handle_cast")
+                            break
+                        self.state = result._state
+                        self.deadline = None
+                    elif size == 3 and msg[0] == CALL:
+                        from_ = msg[1]
+                        try:
+                            result = h_call(msg[2], from_, self.state)
+                            if a_call:
+                                result = await result
+                        except Exception as exc:
+                            self.last_message = msg
+                            await self.crash(exc)
+                        if (
+                            type(result) is not Reply
+                            or result._timeout is not None
+                            or result._continue is not NO_CONTINUE
+                        ):
+                            self.last_message = msg
+                            await self.apply(result, from_, "handle_call")
+                            break
                         reply(from_, result._reply)
                         self.state = result._state
                         self.deadline = None
+                    elif size == 3 and msg[0] == otp_sys.SYSTEM:
+                        await otp_sys.handle(self, msg[1], msg[2])
+                        # a code change may have replaced the callbacks
+                        h_call, a_call = self.h_call, self.a_call
+                        h_cast, a_cast = self.h_cast, self.a_cast
+                        break
                     else:
-                        self.last_message = msg
-                        await self.apply(result, from_, "handle_call")
-                    continue
-                if size == 2 and msg[0] == CAST:
-                    try:
-                        result = h_cast(msg[1], self.state)
-                        if a_cast:
-                            result = await result
-                    except Exception as exc:
-                        self.last_message = msg
-                        await self.crash(exc)
-                    if (
-                        type(result) is NoReply
-                        and result._timeout is None
-                        and result._continue is NO_CONTINUE
-                    ):
-                        self.state = result._state
-                        self.deadline = None
-                    else:
-                        self.last_message = msg
-                        await self.apply(result, None, "handle_cast")
-                    continue
-                if size == 3 and msg[0] == otp_sys.SYSTEM:
-                    await otp_sys.handle(self, msg[1], msg[2])
-                    # a code change may have replaced the callbacks
-                    h_call, a_call, h_cast, a_cast = (
-                        self.h_call,
-                        self.a_call,
-                        self.h_cast,
-                        self.a_cast,
-                    )
-                    continue
-            elif type(msg) is Exit and self.from_parent(msg):
-                self.last_message = msg
-                await self.stop_with(msg.reason, None)
-            await self.run_info(msg)
+                        await self.run_info(msg)
+                        break
+                elif type(msg) is Exit and self.from_parent(msg):
+                    self.last_message = msg
+                    await self.stop_with(msg.reason, None)
+                else:
+                    await self.run_info(msg)
+                    break
+                mbox = proc.mbox  # receive() inlined for what is already queued
+                if not mbox:
+                    break
+                if proc.exiting:  # an exit signal is pending: stop here
+                    raise CancelledError
+                msg = mbox.popleft()
 
     async def wait_message(self) -> Any:
         """Wait for the next message this server may take now; NOTHING_YET after a timeout."""
