@@ -42,7 +42,7 @@ from typing import Any, ClassVar, Final, Generic, NoReturn, TypeVar
 import otp
 from otp import IGNORE, NORMAL, Exit, ExitError, Pid, Ref, StartError, _call, is_abnormal
 from otp import sys as otp_sys
-from otp._mailbox import send
+from otp._mailbox import deliver, send
 from otp._process import Process, current
 from otp.reports import emit
 
@@ -226,6 +226,15 @@ class GenServer(Generic[S]):
     @staticmethod
     def cast(server: Any, msg: Any) -> None:
         """Send `msg` to `handle_cast`; never fails, never waits."""
+        proc = server._proc if type(server) is Pid else None
+        if proc is not None:  # otp.send to a pid, inlined: casts are sent by the million
+            mbox = proc.mbox
+            if mbox is not None and proc.waiter is None:
+                proc.msg_count += 1
+                mbox.append((CAST, msg))
+            else:
+                deliver(proc, (CAST, msg))
+            return
         try:  # noqa: SIM105  (contextlib.suppress costs more than the send)
             send(server, (CAST, msg))
         except otp.NotRegisteredError:
