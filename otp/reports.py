@@ -65,6 +65,8 @@ def describe_entry(fn: Any) -> str:
 
 def crash(proc: Process, reason: Any, exc: BaseException) -> None:
     """Log the crash report of `proc` at ERROR, with the traceback of `exc`."""
+    if not process_logger.isEnabledFor(logging.ERROR):
+        return
     report = CrashReport(
         pid=proc.pid,
         registered_name=proc.regname,
