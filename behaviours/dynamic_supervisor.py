@@ -28,7 +28,6 @@ from ._results import NoReply, Reply, Stop
 from ._supervision import (
     Child,
     ChildCounts,
-    ChildInfo,
     RestartIntensity,
     exit_is_restart,
     monitor_child,
@@ -39,6 +38,7 @@ from ._supervision import (
     start_child_process,
 )
 from .gen_server import GenServer
+from .supervisor import Supervisor, check_flags
 
 __all__ = ["DynamicSupervisor"]
 
@@ -65,8 +65,6 @@ class DynamicSupervisor:
         """
         if strategy != "one_for_one":
             raise ValueError(f"a DynamicSupervisor's strategy is 'one_for_one'\nGot: {strategy!r}")
-        from .supervisor import check_flags
-
         flags = check_flags(strategy, intensity, period, "never", clock)
         if isinstance(max_children, bool) or not (
             isinstance(max_children, int | float) and max_children >= 0
@@ -116,15 +114,9 @@ class DynamicSupervisor:
         """Stop the child `pid`; `SupervisorError("not_found")` if it is not a child."""
         await request_supervisor(sup, ("terminate_child", pid))
 
-    @staticmethod
-    async def which_children(sup: Any) -> list[ChildInfo]:
-        """Every child (`id` is None: dynamic children have none)."""
-        return await request_supervisor(sup, "which_children")  # type: ignore[no-any-return]
-
-    @staticmethod
-    async def count_children(sup: Any) -> ChildCounts:
-        """`specs` counts every child, `active` the running ones."""
-        return await request_supervisor(sup, "count_children")  # type: ignore[no-any-return]
+    # The same requests as a Supervisor's: rows have no id, and `specs` counts every child.
+    which_children = staticmethod(Supervisor.which_children)
+    count_children = staticmethod(Supervisor.count_children)
 
 
 async def _start_with(options: dict[str, Any]) -> Pid:
