@@ -16,6 +16,7 @@ from ._supervision import SupervisorReport as SupervisorReport
 from .dynamic_supervisor import DynamicSupervisor as DynamicSupervisor
 from .gen_server import GenServer as GenServer
 from .gen_server import RequestId as RequestId
+from .gen_server import RequestIdCollection as RequestIdCollection
 from .gen_server import ServerReport as ServerReport
 from .gen_server import UnexpectedMessage as UnexpectedMessage
 from .supervisor import Strategy as Strategy
@@ -34,6 +35,7 @@ __all__ = [
     "NoReply",
     "Reply",
     "RequestId",
+    "RequestIdCollection",
     "ServerReport",
     "Stop",
     "Strategy",

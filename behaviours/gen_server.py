@@ -35,7 +35,7 @@ import logging
 import math
 import sys as _pysys
 from asyncio import CancelledError
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, Generic, NoReturn, TypeVar
 
@@ -49,7 +49,7 @@ from otp.reports import emit
 from ._child_spec import ChildSpec
 from ._results import NO_CONTINUE, NO_REPLY, NO_STATE, BadReturn, Init, NoReply, Reply, Stop
 
-__all__ = ["GenServer", "RequestId", "ServerReport", "UnexpectedMessage"]
+__all__ = ["GenServer", "RequestId", "RequestIdCollection", "ServerReport", "UnexpectedMessage"]
 
 S = TypeVar("S")
 
@@ -62,6 +62,7 @@ _logger = logging.getLogger("otp.gen_server")
 NOTHING_YET: Final[Any] = object()  # wait_message handled a timeout instead of a message
 
 RequestId = _call.RequestId
+RequestIdCollection = _call.RequestIdCollection
 From = _call.From
 
 _CALLBACKS: Final = (
@@ -259,14 +260,81 @@ class GenServer(Generic[S]):
         return _call.send_request(server, CALL, request)
 
     @staticmethod
-    async def wait_response(req: RequestId, timeout: float = math.inf) -> Any:
-        """The reply to `req`. `TimeoutError` keeps it pending; `CallError` if the server died."""
+    def reqids_new() -> RequestIdCollection:
+        """An empty collection of requests (`coll.add(req, label)`), to wait for together."""
+        return RequestIdCollection()
+
+    @staticmethod
+    async def wait_response(req: RequestId | RequestIdCollection, timeout: float = math.inf) -> Any:
+        """The reply to `req`. `TimeoutError` keeps it pending; `CallError` if the server died.
+
+        For a collection: `(reply, label)` of the first answer, which leaves the collection,
+        or `"no_request"` when it is empty.
+        """
+        if isinstance(req, RequestIdCollection):
+            return await _call.wait_any(req, timeout, drop_on_timeout=False)
         return await _call.wait_response(req, timeout)
 
     @staticmethod
-    def check_response(msg: Any, req: RequestId) -> tuple[str, Any] | str:
-        """`("reply", value)` if `msg` is the reply to `req`, else `"no_reply"`."""
+    async def receive_response(
+        req: RequestId | RequestIdCollection, timeout: float = math.inf
+    ) -> Any:
+        """`wait_response`, except that on a timeout the request(s) are abandoned."""
+        if isinstance(req, RequestIdCollection):
+            return await _call.wait_any(req, timeout, drop_on_timeout=True)
+        return await _call.receive_response(req, timeout)
+
+    @staticmethod
+    def check_response(msg: Any, req: RequestId | RequestIdCollection) -> Any:
+        """`("reply", value)` if `msg` is the reply to `req` (`("reply", value, label)` for
+        a collection), else `"no_reply"` (`"no_request"` for an empty collection)."""
         return _call.check_response(msg, req)
+
+    @staticmethod
+    async def multi_call(
+        name: str, request: Any, nodes: Sequence[str] | None = None, timeout: float = 5.0
+    ) -> tuple[list[tuple[str, Any]], list[str]]:
+        """Call the server registered as `name` on each node (default: this one);
+        `(replies as (node, reply), nodes that could not answer)`."""
+        here = current().pid.node
+        replies: list[tuple[str, Any]] = []
+        bad: list[str] = []
+        for node in [here] if nodes is None else nodes:
+            try:
+                replies.append((node, await _call.call((name, node), request, timeout)))
+            except otp.CallError:
+                bad.append(node)
+        return replies, bad
+
+    @staticmethod
+    def abcast(name: str, msg: Any, nodes: Sequence[str] | None = None) -> str:
+        """Cast `msg` to the server registered as `name` on each node; never fails."""
+        here = current().pid.node
+        for node in [here] if nodes is None else nodes:
+            GenServer.cast((name, node), msg)
+        return "abcast"
+
+    @classmethod
+    async def enter_loop(
+        cls, state: Any, *, name: str | None = None, timeout: float | None = None
+    ) -> NoReturn:
+        """Turn the calling process into a server of `cls` with `state` (no `init`).
+
+        With `name`, the process must already be registered under it. Its parent is the
+        process that spawned it. Does not return: the process ends as the server does.
+        """
+        proc = current()
+        if name is not None and proc.regname != name:
+            raise ExitError(
+                "process_not_registered",
+                f"enter_loop as {name!r}: the process is registered as {proc.regname!r}",
+            )
+        proc.behaviour = cls
+        parent = None if proc.parent == otp._node.get().init_pid else proc.parent
+        server = _Server(proc, cls, cls(), state, parent, name)
+        server.set_timeout(timeout)
+        await server.serve()
+        raise AssertionError("unreachable: a server ends by raising")
 
 
 async def _named_start(cls: type[GenServer[Any]], arg: Any, name: str) -> Pid | None:

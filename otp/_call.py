@@ -23,13 +23,16 @@ from .errors import CallError, CallTimeout
 __all__ = [
     "From",
     "RequestId",
+    "RequestIdCollection",
     "abandon",
     "call",
     "check_response",
     "check_timeout",
+    "receive_response",
     "reply",
     "send_request",
     "settle",
+    "wait_any",
     "wait_response",
 ]
 
@@ -149,11 +152,96 @@ async def wait_response(req: RequestId, timeout: float = math.inf) -> Any:
     return settle(req, msg)
 
 
-def check_response(msg: Any, req: RequestId) -> tuple[str, Any] | str:
-    """`("reply", value)` if `msg` answers `req`, `"no_reply"` if it is unrelated.
+async def receive_response(req: RequestId, timeout: float = math.inf) -> Any:
+    """`wait_response`, except that a timeout abandons the request (no reply will come)."""
+    try:
+        return await wait_response(req, timeout)
+    except TimeoutError:
+        abandon(req)
+        raise
 
-    Raises `CallError` if `msg` is the `Down` of the server `req` went to.
+
+class RequestIdCollection:
+    """Requests sent with `send_request`, each under a label, answered in any order."""
+
+    __slots__ = ("_by_ref",)
+
+    def __init__(self) -> None:
+        self._by_ref: dict[Ref, tuple[RequestId, Any]] = {}
+
+    def add(self, req: RequestId, label: Any) -> None:
+        """Collect `req` under `label`; a request can be in a collection only once."""
+        if req.ref in self._by_ref:
+            raise ValueError(f"{req!r} is already in this collection")
+        self._by_ref[req.ref] = (req, label)
+
+    def __len__(self) -> int:
+        return len(self._by_ref)
+
+    def to_list(self) -> list[tuple[RequestId, Any]]:
+        """`(request, label)` pairs, in the order they were added."""
+        return list(self._by_ref.values())
+
+    def owns(self, msg: Any) -> bool:
+        """True for a reply to, or the `Down` of the server of, a collected request."""
+        return self._entry(msg) is not None
+
+    def _entry(self, msg: Any) -> tuple[RequestId, Any] | None:
+        t = type(msg)
+        if t is Down:
+            return self._by_ref.get(msg.ref)
+        if t is tuple and len(msg) == 2:
+            tag = msg[0]
+            if type(tag) is tuple and len(tag) == 2 and tag[0] == ALIAS:
+                entry = self._by_ref.get(tag[1])
+                if entry is not None and entry[0].tag is tag:
+                    return entry
+        return None
+
+    def settle(self, msg: Any) -> tuple[Any, Any]:
+        """`(reply, label)` for a message `owns` accepted; the request leaves the collection."""
+        entry = self._entry(msg)
+        assert entry is not None
+        req, label = entry
+        del self._by_ref[req.ref]
+        return settle(req, msg), label
+
+    def abandon_all(self) -> None:
+        for req, _ in self._by_ref.values():
+            abandon(req)
+        self._by_ref.clear()
+
+
+NO_REQUEST: Final = "no_request"
+
+
+async def wait_any(coll: RequestIdCollection, timeout: float, drop_on_timeout: bool) -> Any:
+    """`(reply, label)` of the first collected request answered; `"no_request"` if none
+    is collected. A timeout raises TimeoutError and, with `drop_on_timeout`, abandons them."""
+    if not coll:
+        return NO_REQUEST
+    try:
+        msg = await receive(coll.owns, check_timeout(timeout, "wait_response"))
+    except TimeoutError:
+        if drop_on_timeout:
+            coll.abandon_all()
+        raise
+    return coll.settle(msg)
+
+
+def check_response(msg: Any, req: RequestId | RequestIdCollection) -> Any:
+    """`("reply", value)` if `msg` answers `req` (`("reply", value, label)` for a
+    collection), `"no_reply"` if it is unrelated, `"no_request"` for an empty collection.
+
+    Raises `CallError` if `msg` is the `Down` of the server the request went to.
     """
+    if isinstance(req, RequestIdCollection):
+        if not req:
+            return NO_REQUEST
+        if not req.owns(msg):
+            return NO_REPLY
+        value, label = req.settle(msg)
+        return ("reply", value, label)
     if not req.match(msg):
         return NO_REPLY
     return ("reply", settle(req, msg))
