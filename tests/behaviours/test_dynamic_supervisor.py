@@ -241,3 +241,43 @@ async def test_a_dynamic_supervisor_under_a_supervisor(node: object) -> None:
     await GenServer.stop(top, otp.SHUTDOWN)
     assert not otp.is_alive(child)
     await assert_receive(otp.Exit)
+
+
+async def test_a_child_that_ignores_is_not_stored(node: object) -> None:
+    """Case 15 (the simple_one_for_one case): None, nothing stored, a clean exit later."""
+    sup = await start_dyn()
+    assert await DynamicSupervisor.start_child(sup, (Worker, ("ignore",))) is None
+    assert await counts(sup) == [0, 0, 0, 0]
+    await stop_dyn(sup)
+
+
+async def test_a_start_error_is_not_wrapped(node: object) -> None:
+    """Case 17."""
+
+    async def failing() -> otp.Pid:
+        raise otp.StartError("plain reason")
+
+    sup = await start_dyn()
+    with pytest.raises(otp.StartError) as info:
+        await DynamicSupervisor.start_child(sup, ChildSpec(id="x", start=failing))
+    assert info.value.reason == "plain reason"
+    assert await counts(sup) == [0, 0, 0, 0]
+    await stop_dyn(sup)
+
+
+async def test_a_failing_restart_escalates_and_takes_the_other_children_down(
+    node: object,
+) -> None:
+    """Case 56."""
+    flags = {"fail": False}
+    sup = await start_dyn(intensity=1, period=3600)
+    failing = pid_of(await DynamicSupervisor.start_child(sup, (Worker, ("fail_if", flags, "f"))))
+    other = pid_of(await DynamicSupervisor.start_child(sup, Worker))
+    other_ref = otp.monitor(other)
+    flags["f"] = True
+    with capture_reports():
+        otp.exit(failing, otp.KILL)
+        assert await assert_receive(lambda m: isinstance(m, otp.Exit)) == otp.Exit(
+            sup, otp.SHUTDOWN
+        )
+    assert await assert_receive(otp.Down) == otp.Down(other_ref, other, otp.SHUTDOWN)

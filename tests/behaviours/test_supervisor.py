@@ -953,3 +953,21 @@ async def test_temporary_children_keep_no_start_arguments(node: object) -> None:
     kept = {child.id: child.spec for child in state.children}
     assert kept["temp"] is None and kept["perm"] is not None
     await stop_sup(sup)
+
+
+async def test_code_change_can_make_a_child_significant(node: object) -> None:
+    """Case 79: never -> any_significant lets a child become significant; its normal exit
+    then shuts the supervisor down. Under never, the same upgrade is refused."""
+    CONFIG.update(flags=Supervisor.flags(), children=[spec("c", restart="transient")])
+    otp.process_flag("trap_exit", True)
+    sup = pid_of(await Changing.start_link())
+    CONFIG.update(children=[spec("c", restart="transient", significant=True)])
+    await otp.sys.suspend(sup)
+    with pytest.raises(otp.sys.SysError):  # still auto_shutdown="never": refused
+        await otp.sys.change_code(sup, "1", None)
+    CONFIG.update(flags=Supervisor.flags(auto_shutdown="any_significant"))
+    await otp.sys.change_code(sup, "1", None)
+    await otp.sys.resume(sup)
+    c = await pid(sup, "c")
+    otp.send(c, "stop")
+    assert await assert_receive(otp.Exit) == otp.Exit(sup, otp.SHUTDOWN)
