@@ -9,6 +9,7 @@ from ._results import Init as Init
 from ._results import NoReply as NoReply
 from ._results import Reply as Reply
 from ._results import Stop as Stop
+from ._results import Timeout as Timeout
 from ._supervision import ChildCounts as ChildCounts
 from ._supervision import ChildInfo as ChildInfo
 from ._supervision import SupervisorError as SupervisorError
@@ -43,5 +44,6 @@ __all__ = [
     "Supervisor",
     "SupervisorError",
     "SupervisorReport",
+    "Timeout",
     "UnexpectedMessage",
 ]

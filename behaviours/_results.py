@@ -9,11 +9,22 @@ is never mistaken for one, and reads the private slots directly.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar, Final, Generic, TypeVar
 
-from otp import OTPError
+from otp import TIMEOUT, OTPError
 
-__all__ = ["NO_CONTINUE", "NO_REPLY", "NO_STATE", "BadReturn", "Init", "NoReply", "Reply", "Stop"]
+__all__ = [
+    "NO_CONTINUE",
+    "NO_REPLY",
+    "NO_STATE",
+    "BadReturn",
+    "Init",
+    "NoReply",
+    "Reply",
+    "Stop",
+    "Timeout",
+]
 
 S = TypeVar("S")
 
@@ -65,6 +76,15 @@ _DEFAULTS: Final[dict[str, Any]] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class Timeout:
+    """A timeout that delivers `message` to `handle_info` (OTP's `{timeout, T, Msg}`):
+    after `seconds` without a message, or at once, before what is queued, when 0."""
+
+    seconds: float
+    message: Any = TIMEOUT
+
+
 class Init(_Result, Generic[S]):
     """`init`'s result when it needs more than the state: an idle timeout, or a continue."""
 
@@ -72,7 +92,7 @@ class Init(_Result, Generic[S]):
     __match_args__ = ("state", "timeout", "continue_")
 
     def __init__(
-        self, state: S, timeout: float | None = None, continue_: Any = NO_CONTINUE
+        self, state: S, timeout: float | Timeout | None = None, continue_: Any = NO_CONTINUE
     ) -> None:
         self._state = state
         self._timeout = timeout
@@ -83,7 +103,7 @@ class Init(_Result, Generic[S]):
         return self._state
 
     @property
-    def timeout(self) -> float | None:
+    def timeout(self) -> float | Timeout | None:
         return self._timeout
 
     @property
@@ -94,7 +114,8 @@ class Init(_Result, Generic[S]):
 class Reply(_Result, Generic[S]):
     """Answer the call with `reply` and go on with `state`.
 
-    `timeout`: seconds of quiet after which `handle_info(otp.TIMEOUT, state)` runs;
+    `timeout`: seconds of quiet after which `handle_info(otp.TIMEOUT, state)` runs (or a
+    `Timeout(seconds, message)` to get `message` instead);
     `continue_`: `handle_continue(continue_, state)` runs before the next message;
     `hibernate` is accepted and has no effect.
     """
@@ -106,7 +127,7 @@ class Reply(_Result, Generic[S]):
         self,
         reply: Any,
         state: S,
-        timeout: float | None = None,
+        timeout: float | Timeout | None = None,
         continue_: Any = NO_CONTINUE,
         hibernate: bool = False,
     ) -> None:
@@ -125,7 +146,7 @@ class Reply(_Result, Generic[S]):
         return self._state
 
     @property
-    def timeout(self) -> float | None:
+    def timeout(self) -> float | Timeout | None:
         return self._timeout
 
     @property
@@ -146,7 +167,7 @@ class NoReply(_Result, Generic[S]):
     def __init__(
         self,
         state: S,
-        timeout: float | None = None,
+        timeout: float | Timeout | None = None,
         continue_: Any = NO_CONTINUE,
         hibernate: bool = False,
     ) -> None:
@@ -160,7 +181,7 @@ class NoReply(_Result, Generic[S]):
         return self._state
 
     @property
-    def timeout(self) -> float | None:
+    def timeout(self) -> float | Timeout | None:
         return self._timeout
 
     @property

@@ -47,7 +47,17 @@ from otp._process import Process, current
 from otp.reports import emit
 
 from ._child_spec import ChildSpec
-from ._results import NO_CONTINUE, NO_REPLY, NO_STATE, BadReturn, Init, NoReply, Reply, Stop
+from ._results import (
+    NO_CONTINUE,
+    NO_REPLY,
+    NO_STATE,
+    BadReturn,
+    Init,
+    NoReply,
+    Reply,
+    Stop,
+    Timeout,
+)
 
 __all__ = ["GenServer", "RequestId", "RequestIdCollection", "ServerReport", "UnexpectedMessage"]
 
@@ -502,6 +512,8 @@ class _Server:
         "proc",
         "state",
         "suspended",
+        "timeout_first",
+        "timeout_message",
     )
 
     def __init__(
@@ -519,6 +531,8 @@ class _Server:
         self.name = name
         self.suspended = False
         self.deadline: float | None = None
+        self.timeout_message: Any = otp.TIMEOUT
+        self.timeout_first = False
         self.continue_: Any = NO_CONTINUE
         self.last_message: Any = None
         self.loop = asyncio.get_running_loop()
@@ -537,11 +551,18 @@ class _Server:
         self.a_cast = "handle_cast" in cls._async
         self.a_info = "handle_info" in cls._async
 
-    def set_timeout(self, timeout: float | str | None) -> None:
+    def set_timeout(self, timeout: float | Timeout | str | None) -> None:
+        """Arm the idle timeout a result asked for (None / math.inf: none)."""
+        self.timeout_message = otp.TIMEOUT
+        self.timeout_first = False
+        if type(timeout) is Timeout:
+            self.timeout_message = timeout.message
+            self.timeout_first = timeout.seconds == 0  # before what is already queued
+            timeout = timeout.seconds
         if timeout is None or timeout == math.inf or timeout == "hibernate":
             self.deadline = None
         else:
-            self.deadline = self.loop.time() + float(timeout)
+            self.deadline = self.loop.time() + float(timeout)  # type: ignore[arg-type]
 
     async def serve(self) -> None:
         """Handle messages until a callback stops the server (which raises out of here).
@@ -633,12 +654,14 @@ class _Server:
             return await otp.receive(self.is_system_or_parent)
         if self.deadline is None:
             return await otp.receive()
-        try:
-            return await otp.receive(None, max(0.0, self.deadline - self.loop.time()))
-        except TimeoutError:
-            self.deadline = None
-            await self.run_info(otp.TIMEOUT)
-            return NOTHING_YET
+        if not self.timeout_first:
+            try:
+                return await otp.receive(None, max(0.0, self.deadline - self.loop.time()))
+            except TimeoutError:
+                pass
+        self.deadline = None
+        await self.run_info(self.timeout_message)
+        return NOTHING_YET
 
     def is_system_or_parent(self, msg: Any) -> bool:
         return otp_sys.is_system_message(msg) or (type(msg) is Exit and self.from_parent(msg))

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import otp
-from behaviours import GenServer, NoReply, Reply
+from behaviours import GenServer, NoReply, Reply, Timeout
 from otp.testing import assert_receive, refute_receive
 
 from .samples import Echo, pid_of
@@ -126,3 +126,44 @@ async def test_enter_loop_turns_a_process_into_a_server(node: object) -> None:
     assert down.reason == "process_not_registered"
     for pid in (anonymous, named):
         await GenServer.stop(pid)
+
+
+class Ticking(GenServer[list[Any]]):
+    def init(self, arg: Any) -> list[Any]:
+        return []
+
+    def handle_cast(self, msg: Any, state: list[Any]) -> NoReply[list[Any]]:
+        seconds, message = msg
+        return NoReply([*state, "armed"], timeout=Timeout(seconds, message))
+
+    def handle_info(self, msg: Any, state: list[Any]) -> NoReply[list[Any]]:
+        if msg == "tick":
+            otp.send("watcher", "ticked")
+        return NoReply([*state, msg])
+
+    def handle_call(self, request: Any, from_: Any, state: list[Any]) -> Reply[list[Any]]:
+        return Reply(state, state)
+
+
+async def test_a_timeout_action_delivers_its_message(node: object) -> None:
+    """Case 106: Timeout(t, msg) delivers msg to handle_info unless an event comes first;
+    a zero one fires before the messages already queued."""
+    pid = pid_of(await Ticking.start())
+    GenServer.cast(pid, (0.01, "tick"))
+    otp.register("watcher", otp.self())
+    await otp.sys.get_status(pid)  # system messages do not cancel it
+    await assert_receive("ticked")
+    GenServer.cast(pid, (10, "never"))
+    otp.send(pid, "an event")  # cancels it
+    GenServer.cast(pid, (0, "first"))
+    otp.send(pid, "queued")
+    assert await GenServer.call(pid, "state") == [
+        "armed",
+        "tick",
+        "armed",
+        "an event",
+        "armed",
+        "first",
+        "queued",
+    ]
+    await GenServer.stop(pid)
