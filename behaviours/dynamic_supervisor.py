@@ -13,7 +13,6 @@ Children are known by pid; the spec of a temporary child is not kept.
 
 from __future__ import annotations
 
-import itertools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -135,14 +134,13 @@ class _Setup:
 
 
 class _State:
-    __slots__ = ("children", "name", "restarting", "setup", "tokens")
+    __slots__ = ("children", "name", "restarting", "setup")
 
     def __init__(self, setup: _Setup, name: Any) -> None:
         self.setup = setup
         self.name = name
         self.children: dict[Pid, Child] = {}
-        self.restarting: dict[int, Child] = {}
-        self.tokens = itertools.count()
+        self.restarting: dict[Pid, Child] = {}  # by the pid each had before it exited
 
 
 class _DynamicServer(GenServer[_State]):
@@ -171,10 +169,12 @@ class _DynamicServer(GenServer[_State]):
                 return Reply(("ok", pid), state)
             case ("terminate_child", pid):
                 found = state.children.pop(pid, None) if type(pid) is Pid else None
-                if found is None:
-                    return Reply(("error", "not_found"), state)
-                await shutdown_one(state.name, found)
-                return Reply(("ok", None), state)
+                if found is not None:
+                    await shutdown_one(state.name, found)
+                    return Reply(("ok", None), state)
+                if state.restarting.pop(pid, None) is not None:  # stuck restarting: let go
+                    return Reply(("ok", None), state)
+                return Reply(("error", "not_found"), state)
             case "which_children":
                 infos = [c.info(anonymous=True) for c in state.children.values()]
                 infos += [c.info(anonymous=True) for c in state.restarting.values()]
@@ -205,7 +205,7 @@ class _DynamicServer(GenServer[_State]):
         elif type(msg) is tuple and len(msg) == 2 and msg[0] == TRY_AGAIN:
             waiting = state.restarting.pop(msg[1], None)
             if waiting is not None:
-                return await _restart(state, waiting)
+                return await _restart(state, waiting, msg[1])
         return NoReply(state)
 
     def sys_children(self, state: _State) -> list[tuple[Any, Any, str, int]]:
@@ -219,12 +219,14 @@ class _DynamicServer(GenServer[_State]):
 
 
 async def _exited(state: _State, child: Child, reason: Any) -> Any:
+    old_pid = child.pid
+    assert type(old_pid) is Pid
     if not exit_is_restart(state.name, child, reason):
         return NoReply(state)
-    return await _restart(state, child)
+    return await _restart(state, child, old_pid)
 
 
-async def _restart(state: _State, child: Child) -> Any:
+async def _restart(state: _State, child: Child, old_pid: Pid) -> Any:
     if not state.setup.intensity.add():
         report(state.name, "shutdown", "reached_max_restart_intensity", child.id)
         return Stop(SHUTDOWN, state)
@@ -234,9 +236,8 @@ async def _restart(state: _State, child: Child) -> Any:
     except otp.StartError as err:
         report(state.name, "start_error", err.reason, child.id)
         child.pid = "restarting"
-        token = next(state.tokens)
-        state.restarting[token] = child
-        otp.send(otp.self(), (TRY_AGAIN, token))
+        state.restarting[old_pid] = child  # known by the pid it had: terminate_child finds it
+        otp.send(otp.self(), (TRY_AGAIN, old_pid))
         return NoReply(state)
     child.restarts += 1
     if pid is not None:  # a restart that is ignored drops the child

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -196,22 +195,23 @@ def table(node: _node.Node) -> AppTable:
     return apps
 
 
-async def request(req: Any) -> None:
-    """Ask the controller; raise the ApplicationError it answers with."""
+async def request(req: Any) -> Any:
+    """Ask the controller; its answer, or the ApplicationError it answers with."""
     table(_node.get())
     status, value = await _call.call(CONTROLLER, req, math.inf, _kind=KIND)
     if status == "error":
         raise value
+    return value
 
 
 async def stop_all(node: _node.Node) -> None:
     """Stop every running application, newest first (the node is stopping)."""
     controller = whereis(CONTROLLER)
-    if controller is None or not node.apps.running:
+    if controller is None or controller._proc is None:
         return
     done: asyncio.Future[None] = node.loop.create_future()
     send(controller, ("$shutdown", done))
-    await done
+    await asyncio.wait((done, controller._proc), return_when=asyncio.FIRST_COMPLETED)
 
 
 # -- the controller process -------------------------------------------------------------
@@ -219,68 +219,122 @@ async def stop_all(node: _node.Node) -> None:
 
 async def _controller(apps: AppTable) -> None:
     process_flag("trap_exit", True)
-    starting: dict[str, list[Any]] = {}
-    stopping: dict[str, list[Any]] = {}
-    types: dict[str, str] = {}
-    masters: dict[Pid, str] = {}
+    controller = _Controller(apps)
     while True:
-        msg = await receive()
+        await controller.handle(await receive())
+
+
+class _Controller:
+    """The controller's state: starts and stops in progress, the masters, the shutdown.
+
+    Nothing here waits for an application: a start or a stop is a message to a master, and
+    its answer comes back as a message, so the controller keeps serving meanwhile (an
+    application's `stop` may itself stop another application, even during the shutdown).
+    """
+
+    def __init__(self, apps: AppTable) -> None:
+        self.apps = apps
+        self.starting: dict[str, list[Any]] = {}  # name -> callers waiting for the start
+        self.stopping: dict[str, list[Any]] = {}  # name -> callers waiting for the stop
+        self.types: dict[str, str] = {}
+        self.masters: dict[Pid, str] = {}
+        self.shutdown: asyncio.Future[None] | None = None
+
+    async def handle(self, msg: Any) -> None:
+        apps = self.apps
         match msg:
             case ("$app", from_, ("start", name, type_)):
-                refusal = _refuse_start(apps, name, starting)
+                refusal = self.refuse_start(name)
                 if refusal is not None:
                     _call.reply(from_, ("error", refusal))
-                elif name in starting:
-                    starting[name].append(from_)  # started once; every caller gets the result
+                elif name in self.starting:
+                    self.starting[name].append(from_)  # started once; every caller is told
                 else:
-                    starting[name] = [from_]
-                    types[name] = type_
-                    masters[spawn_link(_master, apps.spec(name), current().pid)] = name
+                    self.starting[name] = [from_]
+                    self.types[name] = type_
+                    master = spawn_link(_master, apps.spec(name), current().pid)
+                    self.masters[master] = name
             case ("$app", from_, ("stop", name)):
                 running = apps.running.get(name)
                 if running is None:
-                    _call.reply(
-                        from_,
-                        (
-                            "error",
-                            ApplicationError(
-                                ("not_started", name), f"application {name!r} is not started"
-                            ),
-                        ),
+                    error = ApplicationError(
+                        ("not_started", name), f"application {name!r} is not started"
                     )
+                    _call.reply(from_, ("error", error))
                 else:
-                    stopping.setdefault(name, []).append(from_)
-                    send(running.master, ("$stop",))
+                    self.stop(running, from_)
             case ("$master", name, "started", top, master):
-                apps.running[name] = _Running(name, master, top, types[name])
+                apps.running[name] = _Running(name, master, top, self.types[name])
                 apps.order.append(name)
-                _report(logging.INFO, name, "started", types[name])
-                for waiter in starting.pop(name, []):
-                    _call.reply(waiter, ("ok", None))
+                _report(logging.INFO, name, "started", self.types[name])
+                waiters = self.starting.pop(name, [])
+                for n, waiter in enumerate(waiters):  # the first asked: it started it
+                    _call.reply(waiter, ("ok", "started" if n == 0 else "joined"))
             case ("$master", name, "start_failed", reason, _):
-                _report(logging.ERROR, name, "start_failed", types[name], reason)
-                error = ApplicationError(
-                    reason, f"application {name!r} failed to start: {reason!r}"
-                )
-                for waiter in starting.pop(name, []):
-                    _call.reply(waiter, ("error", error))
+                _report(logging.ERROR, name, "start_failed", self.types[name], reason)
+                self.fail_start(name, reason)
             case ("$master", name, "stopped", _, _):
                 _forget(apps, name)
-                _report(logging.INFO, name, "stopped", types.get(name, "temporary"))
-                for waiter in stopping.pop(name, []):
-                    _call.reply(waiter, ("ok", None))
+                _report(logging.INFO, name, "stopped", self.types.get(name, "temporary"))
+                self.stopped(name)
             case ("$master", name, "exited", reason, _):
                 _exited(apps, name, reason)
+                self.stopped(name)
             case Exit(pid=pid, reason=reason):
-                name = masters.pop(pid, None)
-                if name is None:  # not a master: the node's shutdown signal
+                name = self.masters.pop(pid, None)
+                if name is None:  # not a master: the node's own shutdown signal
                     exit(reason)
-                running = apps.running.get(name)
-                if running is not None and running.master == pid:  # it crashed while running
-                    _exited(apps, name, reason)
+                await self.master_gone(name, pid, reason)
             case ("$shutdown", done):
-                await _stop_everything(apps)
-                done.set_result(None)
+                self.shutdown = done
+                for master, name in list(self.masters.items()):
+                    if name in self.starting:  # abandon starts: stop what runs, in order
+                        exit(master, KILL)
+                self.next_shutdown_step()
+
+    def refuse_start(self, name: str) -> ApplicationError | None:
+        if self.shutdown is not None:
+            return ApplicationError(
+                ("node_stopping", name), f"cannot start {name!r}: the node is stopping"
+            )
+        return _refuse_start(self.apps, name, self.starting)
+
+    def stop(self, running: _Running, from_: Any | None) -> None:
+        waiters = self.stopping.get(running.name)
+        if waiters is None:
+            waiters = self.stopping[running.name] = []
+            send(running.master, ("$stop",))
+        if from_ is not None:
+            waiters.append(from_)
+
+    def fail_start(self, name: str, reason: Any) -> None:
+        error = ApplicationError(reason, f"application {name!r} failed to start: {reason!r}")
+        for waiter in self.starting.pop(name, []):
+            _call.reply(waiter, ("error", error))
+
+    def stopped(self, name: str) -> None:
+        for waiter in self.stopping.pop(name, []):
+            _call.reply(waiter, ("ok", None))
+        self.next_shutdown_step()
+
+    async def master_gone(self, name: str, master: Pid, reason: Any) -> None:
+        """A master ended without the report its end should have sent (it was killed)."""
+        if name in self.starting:
+            self.fail_start(name, reason)
+        running = self.apps.running.get(name)
+        if running is not None and running.master == master:
+            _exited(self.apps, name, reason)
+        await _kill_members(name)
+        self.stopped(name)
+
+    def next_shutdown_step(self) -> None:
+        """During the shutdown: stop the newest running application, one at a time."""
+        if self.shutdown is None or self.stopping:
+            return
+        if self.apps.order:
+            self.stop(self.apps.running[self.apps.order[-1]], None)
+        elif not self.starting and not self.shutdown.done():
+            self.shutdown.set_result(None)
 
 
 def _refuse_start(
@@ -323,21 +377,6 @@ def _exited(apps: AppTable, name: str, reason: Any) -> None:
     _report(logging.INFO if normal else logging.ERROR, name, "exited", type_, reason)
     if type_ == "permanent" or (type_ == "transient" and not normal):
         apps.node.stop(("application_terminated", name, reason))
-
-
-def _from_master(master: Pid) -> Callable[[Any], bool]:
-    return lambda m: type(m) is tuple and len(m) == 5 and m[0] == "$master" and m[4] == master
-
-
-async def _stop_everything(apps: AppTable) -> None:
-    for name in reversed(list(apps.order)):
-        running = apps.running.get(name)
-        if running is None:
-            continue
-        send(running.master, ("$stop",))
-        await receive(_from_master(running.master))
-        _forget(apps, name)
-        _report(logging.INFO, name, "stopped", running.type)
 
 
 # -- one application's master ----------------------------------------------------------

@@ -9,6 +9,7 @@ error reply and the connection is closed; the node is not disturbed by it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import os
 import resource
@@ -22,14 +23,16 @@ import msgspec
 
 from . import _node
 from . import sys as otp_sys
+from ._signals import kill
 from ._spawn import spawn
-from ._values import NORMAL, Pid
+from ._values import KILLED, NORMAL, Pid
 from .errors import OTPError
 
 __all__ = ["ControlError", "Request", "Response", "answers", "call", "serve"]
 
 MAX_FRAME: Final = 1 << 20  # requests are small; anything bigger is not one of ours
 COMMAND_TIMEOUT: Final = 30.0
+READ_TIMEOUT: Final = 5.0  # for the request to arrive once connected
 TREE_WAIT: Final = 1.0  # how long `otp tree` waits for one supervisor's children
 
 
@@ -90,14 +93,21 @@ async def _handle(
         pass  # the client went away: nothing to answer
     finally:
         writer.close()
+        with contextlib.suppress(ConnectionError, OSError):
+            await writer.wait_closed()
 
 
 async def _answer(reader: asyncio.StreamReader, node: _node.Node, cookie: bytes) -> Response:
     try:
-        size = int.from_bytes(await reader.readexactly(4), "big")
-        if size > MAX_FRAME:
-            return Response(False, error=f"malformed request: a frame of {size} bytes is too large")
-        request = _request_decoder.decode(await reader.readexactly(size))
+        async with asyncio.timeout(READ_TIMEOUT):  # a client that sends nothing is let go
+            size = int.from_bytes(await reader.readexactly(4), "big")
+            if size > MAX_FRAME:
+                return Response(
+                    False, error=f"malformed request: a frame of {size} bytes is too large"
+                )
+            request = _request_decoder.decode(await reader.readexactly(size))
+    except TimeoutError:
+        return Response(False, error=f"no request within {READ_TIMEOUT} s")
     except asyncio.IncompleteReadError:
         return Response(False, error="malformed request: the frame is truncated")
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -109,11 +119,14 @@ async def _answer(reader: asyncio.StreamReader, node: _node.Node, cookie: bytes)
         known = ", ".join(sorted(_COMMANDS))
         return Response(False, error=f"unknown command {request.command!r}; known: {known}")
     done: asyncio.Future[Any] = node.loop.create_future()
-    spawn(_run_command, command, request.args, done)  # commands talk to processes
+    worker = spawn(_run_command, command, request.args, done)  # commands talk to processes
     try:
         return Response(True, result=await asyncio.wait_for(done, COMMAND_TIMEOUT))
     except Exception as exc:
         return Response(False, error=f"{request.command} failed: {exc!r}")
+    finally:
+        if worker._proc is not None:  # timed out (or the client left): do not leave it
+            kill(worker._proc, KILLED)
 
 
 async def _run_command(

@@ -35,12 +35,14 @@ class Node:
         "creation",
         "halted",
         "init_pid",
+        "interrupt",
         "loop",
         "main",
         "main_done",
         "name",
         "names",
         "on_exit",
+        "on_spawn",
         "procs",
         "started_at",
         "stopping",
@@ -67,6 +69,8 @@ class Node:
         self.started_at = time.time()
         self.stopping = False
         self.on_exit: Callable[[Process], None] | None = None  # what the shutdown watches
+        self.on_spawn: Callable[[Process], None] | None = None
+        self.interrupt: BaseException | None = None  # KeyboardInterrupt/SystemExit in a process
         self._idle: asyncio.Future[None] | None = None
 
     def stop(self, reason: object) -> None:

@@ -59,8 +59,11 @@ def run(
     node_name = _node_name(name)
     if cookie is not None and type(cookie) is not str:
         raise TypeError(f"run() takes a cookie as a str, got {cookie!r}")
-    with asyncio.Runner(loop_factory=_loop_factory(loop)) as runner:
-        return runner.run(_boot(node_name, cookie, entry, args, shutdown_timeout))
+    try:
+        with asyncio.Runner(loop_factory=_loop_factory(loop)) as runner:
+            return runner.run(_boot(node_name, cookie, entry, args, shutdown_timeout))
+    finally:
+        _node.current = None  # only now: the runner's last cancellations still need the node
 
 
 def _loop_factory(loop: str) -> Callable[[], asyncio.AbstractEventLoop]:
@@ -94,10 +97,9 @@ async def _boot(
         node.main = main_proc
         await asyncio.wait((node.main_done, node.halted), return_when=asyncio.FIRST_COMPLETED)
     finally:
-        try:
-            await _shutdown(node, timeout)
-        finally:
-            _node.current = None
+        await _shutdown(node, timeout)
+    if node.interrupt is not None:  # a process raised KeyboardInterrupt or SystemExit
+        raise node.interrupt
     if node.halted.done():
         halt = node.halted.result()
         if type(halt) is str and halt == NORMAL:
@@ -144,8 +146,15 @@ async def _shutdown(node: _node.Node, timeout: float) -> None:
         for child in waiting.pop(parent.pid._id, ()):
             _signals.exit_signal(child, node.init_pid, SHUTDOWN, linked=False)
 
+    def spawned(proc: Process) -> None:  # a process born during the shutdown
+        if proc.parent._proc is None:
+            _signals.exit_signal(proc, node.init_pid, SHUTDOWN, linked=False)
+        else:
+            waiting.setdefault(proc.parent._id, []).append(proc)
+
     node.stopping = True
     node.on_exit = orphaned
+    node.on_spawn = spawned
     for proc in list(node.procs.values()):
         if proc.parent._proc is None:  # (a gone parent never ends again: no second signal)
             _signals.exit_signal(proc, node.init_pid, SHUTDOWN, linked=False)

@@ -80,6 +80,8 @@ def _spawn(
     node.procs[pid._id] = proc
     if link_to is not None:
         _signals.add_link(link_to, proc)
+    if node.stopping and node.on_spawn is not None:
+        node.on_spawn(proc)
     return proc
 
 
@@ -125,5 +127,8 @@ async def _run(fn: AsyncFn, args: tuple[Any, ...], kwargs: dict[str, Any]) -> No
         reason = proc.exit_reason
         exc = None
     _signals.terminate(proc, reason, exc)
-    if exc is not None and isinstance(exc, _INTERRUPTS):
-        raise exc
+    if exc is not None and isinstance(exc, _INTERRUPTS):  # the node stops; run() raises it
+        node = _node.current
+        if node is not None and node.interrupt is None:
+            node.interrupt = exc
+            node.stop(("interrupted", exc))

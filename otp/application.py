@@ -115,16 +115,17 @@ async def ensure_all_started(name: str | Application, type: StartType = "tempora
         if _controller.table(_node.get()).is_running(app):
             continue
         try:
-            await start(app, type)
+            outcome = await _controller.request(("start", app, type))
         except ApplicationError as err:
             if err.reason == ("already_started", app):
                 continue
-            for done in reversed(started):
+            for done in reversed(started):  # only what this call started, newest first
                 await stop(done)
             raise ApplicationError(
                 (app, err.reason), f"cannot start {name!r}: {app!r} failed: {err.reason!r}"
             ) from err
-        started.append(app)
+        if outcome == "started":  # not "joined": another caller's start is not ours to undo
+            started.append(app)
     return started
 
 

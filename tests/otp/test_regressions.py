@@ -10,6 +10,7 @@ import pytest
 import otp
 from behaviours import DynamicSupervisor, GenServer, NoReply, Reply, Stop, Supervisor
 from otp import _control
+from otp.application import ApplicationError
 from otp.testing import assert_receive, capture_reports, refute_receive
 
 
@@ -149,7 +150,8 @@ class SlowInit(GenServer[None]):
         await asyncio.sleep(seconds)
 
 
-async def test_otp_tree_marks_a_busy_supervisor_and_goes_on(node: object) -> None:
+async def test_otp_tree_marks_a_busy_supervisor_and_goes_on(node: object, monkeypatch: Any) -> None:
+    monkeypatch.setattr(_control, "TREE_WAIT", 0.05)
     otp.process_flag("trap_exit", True)
     pool = await DynamicSupervisor.start_link()
 
@@ -172,3 +174,195 @@ async def test_a_timer_to_a_process_that_ended_counts_as_cancelled(node: object)
     tref = otp.send_after(10, pid, "late")
     await assert_receive(otp.Down)
     assert otp.cancel_timer(tref) is False
+
+
+# -- second review ----------------------------------------------------------------------------
+
+LOG: list[str] = []
+
+
+class Worker2(GenServer[str]):
+    def init(self, name: str) -> str:
+        otp.process_flag("trap_exit", True)
+        return name
+
+    def terminate(self, reason: Any, state: str) -> None:
+        LOG.append(f"terminate {state} {reason}")
+
+
+class OneWorker(Supervisor):
+    def init(self, name: str) -> Any:
+        return Supervisor.flags(), [Worker2.child_spec(name)]
+
+
+def test_sys_exit_in_a_process_stops_the_node_cleanly_and_run_raises_it() -> None:
+    LOG.clear()
+
+    async def main() -> None:
+        otp.application.load(otp.Application(name="w", start=OneWorker.start_link, start_args="w"))
+        await otp.application.start("w")
+        raise SystemExit(3)
+
+    with pytest.raises(SystemExit) as info:
+        otp.run(main)
+    assert info.value.code == 3
+    assert LOG == ["terminate w shutdown"]  # the application was stopped, not cancelled
+
+
+def test_an_application_stop_callback_may_stop_another_application_during_shutdown() -> None:
+    LOG.clear()
+
+    async def stop_helper() -> None:
+        await otp.application.stop("helper")
+        LOG.append("helper stopped from main's stop")
+
+    async def main() -> None:
+        otp.application.load(
+            otp.Application(name="helper", start=OneWorker.start_link, start_args="helper")
+        )
+        otp.application.load(
+            otp.Application(
+                name="main_app", start=OneWorker.start_link, start_args="main", stop=stop_helper
+            )
+        )
+        await otp.application.start("helper")
+        await otp.application.start("main_app")
+
+    otp.run(main, shutdown_timeout=2.0)
+    assert LOG == [
+        "terminate main shutdown",
+        "terminate helper shutdown",
+        "helper stopped from main's stop",
+    ]
+
+
+async def slow_start(name: str) -> otp.Pid | None:
+    await asyncio.sleep(0.2)
+    LOG.append(f"{name} started; deps running: {otp.application.which_applications()!r}")
+    return await OneWorker.start_link(name)
+
+
+def test_a_node_stopped_during_a_start_abandons_it_before_stopping_its_dependencies() -> None:
+    LOG.clear()
+
+    async def stopper() -> None:
+        await asyncio.sleep(0.05)
+        otp._node.get().stop(otp.NORMAL)
+
+    async def main() -> None:
+        otp.application.load(
+            otp.Application(name="dep", start=OneWorker.start_link, start_args="dep")
+        )
+        otp.application.load(
+            otp.Application(name="slow", start=slow_start, start_args="slow", applications=("dep",))
+        )
+        otp.spawn(stopper)
+        with pytest.raises(ApplicationError):
+            await otp.application.ensure_all_started("slow")
+        await otp.receive(lambda m: False)
+
+    assert otp.run(main) is None
+    assert LOG == ["terminate dep shutdown"]  # slow never got to start; dep stopped after
+
+
+async def test_a_master_killed_during_a_start_answers_the_callers(node: object) -> None:
+    otp.application.load(otp.Application(name="victim", start=slow_start, start_args="victim"))
+
+    async def starter(parent: otp.Pid) -> None:
+        try:
+            await otp.application.start("victim")
+            otp.send(parent, "started")
+        except ApplicationError as err:
+            otp.send(parent, ("failed", err.reason))
+
+    otp.spawn(starter, otp.self())
+    await asyncio.sleep(0.05)
+    masters = [p for p in otp.processes() if otp.process_info(p).application == "victim"]  # type: ignore[union-attr]
+    for master in masters:
+        otp.exit(master, otp.KILL)
+    assert await assert_receive(lambda m: m[0] == "failed", timeout=2) == ("failed", otp.KILLED)
+    assert otp.application.which_applications() == []
+
+
+async def test_a_rollback_does_not_stop_a_dependency_another_caller_started(
+    node: object,
+) -> None:
+    async def failing(arg: Any) -> otp.Pid:
+        await asyncio.sleep(0.01)
+        raise RuntimeError("b fails")
+
+    load = otp.application.load
+    load(otp.Application(name="d", start=slow_start, start_args="d"))
+    load(otp.Application(name="a", start=OneWorker.start_link, start_args="a", applications=("d",)))
+    load(otp.Application(name="b", start=failing, applications=("d",)))
+
+    async def ensure(name: str, parent: otp.Pid) -> None:
+        try:
+            otp.send(parent, (name, await otp.application.ensure_all_started(name)))
+        except ApplicationError:
+            otp.send(parent, (name, "failed"))
+
+    with capture_reports():
+        otp.spawn(ensure, "a", otp.self())
+        otp.spawn(ensure, "b", otp.self())
+        results = dict([await assert_receive(), await assert_receive()])
+    assert results["b"] == "failed" and "a" in results["a"]
+    assert sorted(a[0] for a in otp.application.which_applications()) == ["a", "d"]
+    for name in ("a", "d"):
+        await otp.application.stop(name)
+
+
+def test_a_process_spawned_during_the_shutdown_gets_shutdown_too() -> None:
+    LOG.clear()
+
+    async def helper() -> None:
+        try:
+            await otp.receive(lambda m: False)
+        finally:
+            LOG.append("helper ended")
+
+    class Spawning(GenServer[None]):
+        def init(self, arg: None) -> None:
+            otp.process_flag("trap_exit", True)
+
+        async def terminate(self, reason: Any, state: None) -> None:
+            otp.spawn(helper)
+            await asyncio.sleep(0)  # the helper is running (and waiting) before we end
+
+    async def main() -> None:
+        await Spawning.start()
+
+    otp.run(main, shutdown_timeout=30)  # would take 30 s if the helper were left to the kill
+    assert LOG == ["helper ended"]
+
+
+async def test_a_dynamic_child_stuck_restarting_can_be_terminated(node: object) -> None:
+    from tests.behaviours.samples import AdvancingClock, Worker
+
+    flags = {"fail": False}
+    otp.process_flag("trap_exit", True)
+    pool = await DynamicSupervisor.start_link(clock=AdvancingClock(10))
+    child = await DynamicSupervisor.start_child(pool, (Worker, ("fail_if", flags, "f")))
+    flags["f"] = True
+    with capture_reports():
+        otp.exit(child, otp.KILL)  # type: ignore[arg-type]
+        await asyncio.sleep(0)
+        await DynamicSupervisor.terminate_child(pool, child)  # type: ignore[arg-type]
+        assert await DynamicSupervisor.which_children(pool) == []
+    otp.exit(pool, otp.KILL)
+    await assert_receive(otp.Exit)
+
+
+async def test_an_idle_control_client_is_let_go(
+    node: object, tmp_path: Any, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(_control, "READ_TIMEOUT", 0.05)
+    path = tmp_path / "n.sock"
+    server = await _control.serve(path, "cookie")
+    reader, writer = await asyncio.open_unix_connection(str(path))
+    data = await asyncio.wait_for(reader.read(), 5)  # the node answers and closes
+    assert b"no request within" in data
+    writer.close()
+    await writer.wait_closed()
+    server.close()
+    await server.wait_closed()
