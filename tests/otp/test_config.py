@@ -63,3 +63,16 @@ async def test_settings_override_env_when_the_application_is_loaded(node: object
     _node.get().config.update({"badapp": {"port": ("x", "--set badapp.port=x")}})
     with pytest.raises(_config.ConfigError, match=r"--set badapp\.port=x"):
         otp.application.load(otp.Application(name="badapp", env={"port": 1}))
+
+
+async def test_new_configuration_takes_effect_when_the_application_is_loaded_again(
+    node: object,
+) -> None:
+    """Case 143."""
+    spec = otp.Application(name="reload", env={"port": 1})
+    otp.application.load(spec)
+    _node.get().config["reload"] = {"port": (2, "sys.toml")}
+    assert otp.application.get_env("reload", "port") == 1
+    otp.application.unload("reload")
+    otp.application.load(spec)
+    assert otp.application.get_env("reload", "port") == 2
