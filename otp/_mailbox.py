@@ -74,6 +74,7 @@ def deliver(proc: Process, msg: Any) -> None:
         else:
             if taken:
                 proc.waiter = None
+                proc.mark = len(proc.mbox or ())  # where it would have been queued
                 waiter.set_result(msg)
                 return
     mbox = proc.mbox
@@ -125,23 +126,24 @@ async def receive(
             except CancelledError:
                 if proc.waiter is fut:
                     proc.waiter = None
-                elif fut.done() and not fut.cancelled():
-                    _requeue(proc, fut.result(), mark)
+                elif fut.done() and not fut.cancelled():  # handed a message, then cancelled
+                    _requeue(proc, fut.result(), proc.mark if match is not None else 0)
                 raise
+            if msg is not _EXPIRED and msg is not _RESCAN:
+                return msg
+            # A timer expired or the predicate raised in a sender: look here at what came
+            # since the wait began. A message already queued beats the timeout, and a raising
+            # predicate raises in the receiver.
+            mbox = proc.mbox
+            if mbox:
+                for i in range(mark, len(mbox)):
+                    queued = mbox[i]
+                    if match is None or match(queued):
+                        del mbox[i]
+                        return queued
             if msg is _EXPIRED:
                 raise TimeoutError(f"receive timed out after {timeout} s: no matching message")
-            if msg is not _RESCAN:
-                return msg
-            # The predicate raised in a sender: run it here on what came since, so it raises
-            # in the receiver (or, if it no longer raises, takes what it accepts).
-            mbox = proc.mbox
-            assert mbox is not None and match is not None
-            for i in range(mark, len(mbox)):
-                msg = mbox[i]
-                if match(msg):
-                    del mbox[i]
-                    return msg
-            mark = len(mbox)
+            mark = len(mbox) if mbox else 0
     finally:
         if expiry is not None:
             expiry.cancel()

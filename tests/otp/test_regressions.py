@@ -366,3 +366,53 @@ async def test_an_idle_control_client_is_let_go(
     await writer.wait_closed()
     server.close()
     await server.wait_closed()
+
+
+# -- mailbox races found by fuzzing -------------------------------------------------------
+
+
+async def _stall_the_loop() -> None:
+    """Block the event loop for a moment, so that timers come due together."""
+    import time
+
+    time.sleep(0.03)
+
+
+async def test_a_message_handed_to_a_cancelled_receive_keeps_its_place(node: object) -> None:
+    async def receiver(parent: otp.Pid) -> None:
+        try:
+            async with asyncio.timeout(0.005):
+                await otp.receive(lambda m: m == "B")
+        except TimeoutError:
+            pass
+        otp.send(parent, [await otp.receive(timeout=0), await otp.receive(timeout=0)])
+
+    pid = otp.spawn(receiver, otp.self())
+    await asyncio.sleep(0)  # it waits for "B"
+    otp.send_after(0.003, pid, "A")  # one sender, A then B: due together after the stall
+    otp.send_after(0.004, pid, "B")
+    otp.spawn(_stall_the_loop)
+    assert await assert_receive(list) == ["A", "B"]
+
+
+class Idle(GenServer[list[Any]]):
+    def init(self, arg: Any) -> list[Any]:
+        return []
+
+    def handle_cast(self, msg: Any, state: list[Any]) -> NoReply[list[Any]]:
+        return NoReply([*state, msg], timeout=0.005)
+
+    def handle_info(self, msg: Any, state: list[Any]) -> NoReply[list[Any]]:
+        return NoReply([*state, msg])
+
+
+async def test_a_message_queued_when_the_timeout_expires_beats_the_timeout(node: object) -> None:
+    pid = await Idle.start()
+    assert pid is not None
+    GenServer.cast(pid, "a")
+    await otp.sys.get_state(pid)
+    otp.send_after(0.006, pid, "ping")  # due with the idle timeout, after the stall
+    otp.spawn(_stall_the_loop)
+    await asyncio.sleep(0.05)
+    assert await otp.sys.get_state(pid) == ["a", "ping"]
+    await GenServer.stop(pid)
