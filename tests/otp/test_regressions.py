@@ -375,7 +375,7 @@ async def _stall_the_loop() -> None:
     """Block the event loop for a moment, so that timers come due together."""
     import time
 
-    time.sleep(0.03)
+    time.sleep(0.03)  # noqa: ASYNC251  (blocking on purpose: that is the stall)
 
 
 async def test_a_message_handed_to_a_cancelled_receive_keeps_its_place(node: object) -> None:
