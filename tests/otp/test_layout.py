@@ -51,3 +51,25 @@ def test_error_hierarchy() -> None:
     for cls in (otp.ExitError, otp.StartError, otp.NoProcessError, otp.NotRegisteredError):
         assert issubclass(cls, otp.OTPError)
     assert otp.NORMAL == "normal" and otp.KILLED == "killed"
+
+
+def test_behaviours_exports_are_sorted_and_public() -> None:
+    import behaviours
+
+    assert behaviours.__all__ == sorted(behaviours.__all__)
+    for name in behaviours.__all__:
+        assert hasattr(behaviours, name), name
+    contract = [
+        "GenServer",
+        "Init",
+        "Reply",
+        "NoReply",
+        "Stop",
+        "Supervisor",
+        "ChildSpec",
+        "DynamicSupervisor",
+        "Strategy",
+        "SupervisorError",
+        "InvalidChildSpec",
+    ]
+    assert [name for name in contract if name not in behaviours.__all__] == []
