@@ -27,6 +27,7 @@ __all__ = [
     "SupervisorError",
     "SupervisorReport",
     "exit_is_restart",
+    "exited_child",
     "monitor_child",
     "report",
     "request_supervisor",
@@ -185,6 +186,22 @@ async def request_supervisor(sup: Any, request: Any) -> Any:
     if status == "raise":
         raise value
     raise SupervisorError(value, f"supervisor {sup!r} refused {request!r}: {value!r}")
+
+
+def exited_child(msg: Any, children: dict[Pid, Child]) -> Child | None:
+    """The child `msg` reports the end of (an `Exit` through the link, or a `Down` for a
+    child that had unlinked itself), taken out of `children`; None for anything else."""
+    if type(msg) is Exit:
+        child = children.pop(msg.pid, None)
+        if child is not None and child.ref is not None:
+            otp.demonitor(child.ref, flush=True)  # its Down would say it again
+            return child
+    elif type(msg) is Down:
+        child = children.get(msg.pid)  # type: ignore[arg-type]
+        if child is not None and child.ref is msg.ref:
+            del children[msg.pid]  # type: ignore[arg-type]
+            return child
+    return None
 
 
 def monitor_child(child: Child, pid: Pid) -> None:

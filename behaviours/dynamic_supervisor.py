@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import otp
-from otp import SHUTDOWN, Down, Exit, Pid
+from otp import SHUTDOWN, Pid
 from otp._process import current
 
 from ._child_spec import ChildSpec, InvalidChildSpec, check, to_spec
@@ -29,6 +29,7 @@ from ._supervision import (
     ChildCounts,
     RestartIntensity,
     exit_is_restart,
+    exited_child,
     monitor_child,
     report,
     request_supervisor,
@@ -192,17 +193,10 @@ class _DynamicServer(GenServer[_State]):
         return Reply(("error", ("unknown_request", request)), state)
 
     async def handle_info(self, msg: Any, state: _State) -> Any:
-        if type(msg) is Exit:
-            child = state.children.pop(msg.pid, None)
-            if child is not None and child.ref is not None:
-                otp.demonitor(child.ref, flush=True)
-                return await _exited(state, child, msg.reason)
-        elif type(msg) is Down:
-            child = state.children.get(msg.pid)  # type: ignore[arg-type]
-            if child is not None and child.ref is msg.ref:  # it had unlinked itself
-                del state.children[msg.pid]  # type: ignore[arg-type]
-                return await _exited(state, child, msg.reason)
-        elif type(msg) is tuple and len(msg) == 2 and msg[0] == TRY_AGAIN:
+        child = exited_child(msg, state.children)
+        if child is not None:
+            return await _exited(state, child, msg.reason)
+        if type(msg) is tuple and len(msg) == 2 and msg[0] == TRY_AGAIN:
             waiting = state.restarting.pop(msg[1], None)
             if waiting is not None:
                 return await _restart(state, waiting, msg[1])

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 import otp
-from otp import IGNORE, SHUTDOWN, Down, Exit, Pid
+from otp import IGNORE, SHUTDOWN, Pid
 from otp._process import current
 
 from ._child_spec import ChildSpec, InvalidChildSpec, check, to_spec
@@ -42,6 +42,7 @@ from ._supervision import (
     RestartIntensity,
     SupervisorError,
     exit_is_restart,
+    exited_child,
     monitor_child,
     report,
     request_supervisor,
@@ -308,17 +309,10 @@ class _SupervisorServer(GenServer[_State]):
         return Reply(("ok", value), state)
 
     async def handle_info(self, msg: Any, state: _State) -> Any:
-        if type(msg) is Exit:
-            child = state.by_pid.pop(msg.pid, None)
-            if child is not None and child.ref is not None:
-                otp.demonitor(child.ref, flush=True)
-                return await _child_exited(state, child, msg.reason)
-        elif type(msg) is Down:
-            child = state.by_pid.get(msg.pid)  # type: ignore[arg-type]
-            if child is not None and child.ref is msg.ref:  # it had unlinked itself
-                del state.by_pid[msg.pid]  # type: ignore[arg-type]
-                return await _child_exited(state, child, msg.reason)
-        elif type(msg) is tuple and len(msg) == 2 and msg[0] == TRY_AGAIN:
+        child = exited_child(msg, state.by_pid)
+        if child is not None:
+            return await _child_exited(state, child, msg.reason)
+        if type(msg) is tuple and len(msg) == 2 and msg[0] == TRY_AGAIN:
             child = state.find(msg[1])
             if child is not None and child.pid == RESTARTING:
                 return await _restart(state, child)
