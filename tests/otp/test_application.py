@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -192,14 +191,19 @@ def test_transient_and_temporary_applications(type_: str, how: str, stops_node: 
     async def main() -> str:
         load(app("t"))
         await otp.application.start("t", type_)  # type: ignore[arg-type]
-        sup = otp.whereis("t_holder")
+        holder = otp.whereis("t_holder")
+        top = otp.process_info(holder).parent  # type: ignore[arg-type,union-attr]
+        master = otp.process_info(top).parent  # type: ignore[union-attr]
+        ref = otp.monitor(master)
         if how == "normal":
-            top = otp.process_info(sup).parent  # type: ignore[arg-type,union-attr]
             await GenServer.stop(top, otp.NORMAL)
         else:
             GenServer.cast("t_holder", "crash")
-        while otp.application.which_applications():
-            await asyncio.sleep(0.001)
+        await otp.receive(lambda m: isinstance(m, otp.Down) and m.ref == ref)
+        # the master told the controller before it ended: this request comes after that
+        with pytest.raises(ApplicationError):
+            await otp.application.stop("t")
+        assert otp.application.which_applications() == []
         return "survived"
 
     with capture_reports():
