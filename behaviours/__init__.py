@@ -47,3 +47,9 @@ __all__ = [
     "Timeout",
     "UnexpectedMessage",
 ]
+
+for _name in __all__:  # tracebacks and reprs show the public module, not the private one
+    _obj = globals()[_name]
+    if isinstance(_obj, type) and _obj.__module__.startswith("behaviours._"):
+        _obj.__module__ = "behaviours"
+del _name, _obj
