@@ -85,18 +85,14 @@ class Timeout:
     message: Any = TIMEOUT
 
 
-class Init(_Result, Generic[S]):
-    """`init`'s result when it needs more than the state: an idle timeout, or a continue."""
+class _GoOn(_Result, Generic[S]):
+    """What Init, Reply and NoReply share: the state and what happens next."""
 
-    __slots__ = ("_continue", "_state", "_timeout")
-    __match_args__ = ("state", "timeout", "continue_")
-
-    def __init__(
-        self, state: S, timeout: float | Timeout | None = None, continue_: Any = NO_CONTINUE
-    ) -> None:
-        self._state = state
-        self._timeout = timeout
-        self._continue = continue_
+    __slots__ = ("_continue", "_hibernate", "_state", "_timeout")
+    _state: S
+    _timeout: float | Timeout | None
+    _continue: Any
+    _hibernate: bool
 
     @property
     def state(self) -> S:
@@ -110,8 +106,27 @@ class Init(_Result, Generic[S]):
     def continue_(self) -> Any:
         return self._continue
 
+    @property
+    def hibernate(self) -> bool:
+        return self._hibernate
 
-class Reply(_Result, Generic[S]):
+
+class Init(_GoOn[S]):
+    """`init`'s result when it needs more than the state: an idle timeout, or a continue."""
+
+    __slots__ = ()
+    __match_args__ = ("state", "timeout", "continue_")
+
+    def __init__(
+        self, state: S, timeout: float | Timeout | None = None, continue_: Any = NO_CONTINUE
+    ) -> None:
+        self._state = state
+        self._timeout = timeout
+        self._continue = continue_
+        self._hibernate = False
+
+
+class Reply(_GoOn[S]):
     """Answer the call with `reply` and go on with `state`.
 
     `timeout`: seconds of quiet after which `handle_info(otp.TIMEOUT, state)` runs (or a
@@ -120,7 +135,7 @@ class Reply(_Result, Generic[S]):
     `hibernate` is accepted and has no effect.
     """
 
-    __slots__ = ("_continue", "_hibernate", "_reply", "_state", "_timeout")
+    __slots__ = ("_reply",)
     __match_args__ = ("reply", "state", "timeout", "continue_", "hibernate")
 
     def __init__(
@@ -141,27 +156,11 @@ class Reply(_Result, Generic[S]):
     def reply(self) -> Any:
         return self._reply
 
-    @property
-    def state(self) -> S:
-        return self._state
 
-    @property
-    def timeout(self) -> float | Timeout | None:
-        return self._timeout
-
-    @property
-    def continue_(self) -> Any:
-        return self._continue
-
-    @property
-    def hibernate(self) -> bool:
-        return self._hibernate
-
-
-class NoReply(_Result, Generic[S]):
+class NoReply(_GoOn[S]):
     """Go on with `state` (a call is answered later with `GenServer.reply`, or never)."""
 
-    __slots__ = ("_continue", "_hibernate", "_state", "_timeout")
+    __slots__ = ()
     __match_args__ = ("state", "timeout", "continue_", "hibernate")
 
     def __init__(
@@ -175,22 +174,6 @@ class NoReply(_Result, Generic[S]):
         self._timeout = timeout
         self._continue = continue_
         self._hibernate = hibernate
-
-    @property
-    def state(self) -> S:
-        return self._state
-
-    @property
-    def timeout(self) -> float | Timeout | None:
-        return self._timeout
-
-    @property
-    def continue_(self) -> Any:
-        return self._continue
-
-    @property
-    def hibernate(self) -> bool:
-        return self._hibernate
 
 
 class Stop(_Result, Generic[S]):

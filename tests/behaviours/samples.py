@@ -224,3 +224,16 @@ class AdvancingClock(FakeClock):
     def __call__(self) -> float:
         self.now += self.step
         return self.now
+
+
+async def ended(target: otp.Pid) -> Any:
+    """Wait for `target` to end; its reason (a supervisor of it has seen the exit by then)."""
+    ref = otp.monitor(target)
+    down = await otp.receive(lambda m: isinstance(m, otp.Down) and m.ref == ref, timeout=5)
+    return down.reason
+
+
+async def stop_supervisor(sup: otp.Pid) -> None:
+    """Stop a supervisor the test started linked (trapping exits), and take its Exit."""
+    await GenServer.stop(sup, otp.SHUTDOWN)
+    await otp.receive(lambda m: isinstance(m, otp.Exit) and m.pid == sup, timeout=5)

@@ -17,7 +17,7 @@ from behaviours import (
 )
 from otp.testing import assert_receive, capture_reports, refute_receive
 
-from .samples import AdvancingClock, Worker, pid_of
+from .samples import AdvancingClock, Worker, ended, pid_of, stop_supervisor
 
 
 async def start_dyn(**options: Any) -> otp.Pid:
@@ -28,16 +28,6 @@ async def start_dyn(**options: Any) -> otp.Pid:
 async def counts(sup: Any) -> list[int]:
     c = await DynamicSupervisor.count_children(sup)
     return [c.specs, c.active, c.supervisors, c.workers]
-
-
-async def ended(target: otp.Pid) -> Any:
-    ref = otp.monitor(target)
-    return (await assert_receive(lambda m: isinstance(m, otp.Down) and m.ref == ref)).reason
-
-
-async def stop_dyn(sup: otp.Pid) -> None:
-    await GenServer.stop(sup, otp.SHUTDOWN)
-    await assert_receive(lambda m: isinstance(m, otp.Exit) and m.pid == sup)
 
 
 async def test_children_are_started_on_demand_with_extra_arguments_first(node: object) -> None:
@@ -55,7 +45,7 @@ async def test_children_are_started_on_demand_with_extra_arguments_first(node: o
     assert await counts(sup) == [2, 2, 0, 2]
     infos = await DynamicSupervisor.which_children(sup)
     assert {i.pid for i in infos} == {a, b} and all(i.id is None for i in infos)
-    await stop_dyn(sup)
+    await stop_supervisor(sup)
 
 
 async def test_terminate_child_by_pid(node: object) -> None:
@@ -72,7 +62,7 @@ async def test_terminate_child_by_pid(node: object) -> None:
         await DynamicSupervisor.terminate_child(sup, stranger)
     assert info.value.reason == "not_found" and otp.is_alive(stranger)
     await GenServer.stop(stranger)
-    await stop_dyn(sup)
+    await stop_supervisor(sup)
 
 
 async def test_counting_many_temporary_children(node: object) -> None:
@@ -93,7 +83,7 @@ async def test_counting_many_temporary_children(node: object) -> None:
     inner = await DynamicSupervisor.start_child(sup, sup_spec.replace(restart="temporary"))
     assert await counts(sup) == [1, 1, 1, 0]
     assert inner is not None
-    await stop_dyn(sup)
+    await stop_supervisor(sup)
 
 
 async def test_one_child_restarts_alone_until_the_intensity_is_passed(node: object) -> None:
@@ -130,7 +120,7 @@ async def test_a_restart_that_ignores_drops_the_child(node: object) -> None:
         await ended(child)
     assert await DynamicSupervisor.which_children(sup) == []
     assert otp.is_alive(sup)
-    await stop_dyn(sup)
+    await stop_supervisor(sup)
 
 
 async def test_a_failing_restart_shows_as_restarting_and_is_retried(node: object) -> None:
@@ -148,7 +138,7 @@ async def test_a_failing_restart_shows_as_restarting_and_is_retried(node: object
         flags["fail"] = False
         await DynamicSupervisor.which_children(sup)  # behind the retry that now succeeds
     assert isinstance((await DynamicSupervisor.which_children(sup))[0].pid, otp.Pid)
-    await stop_dyn(sup)
+    await stop_supervisor(sup)
 
 
 async def test_max_children(node: object) -> None:
@@ -158,7 +148,7 @@ async def test_max_children(node: object) -> None:
     with pytest.raises(SupervisorError) as info:
         await DynamicSupervisor.start_child(sup, Worker)
     assert info.value.reason == "max_children"
-    await stop_dyn(sup)
+    await stop_supervisor(sup)
 
 
 async def test_children_are_shut_down_concurrently(node: object) -> None:
@@ -183,7 +173,7 @@ async def test_children_are_shut_down_concurrently(node: object) -> None:
     )
     refs = {otp.monitor(p): p for p in [*quick, *brutal, slow]}
     with capture_reports() as reports:
-        await stop_dyn(sup)
+        await stop_supervisor(sup)
     reasons = {}
     for _ in refs:
         down = await assert_receive(otp.Down)
@@ -202,7 +192,7 @@ async def test_children_exiting_during_shutdown_keep_their_reason(node: object) 
     with capture_reports():
         otp.send(children[0], ("exit", ("shutdown", "mine")))
         otp.send(children[1], "die")
-        await stop_dyn(sup)
+        await stop_supervisor(sup)
     reasons = {}
     for _ in refs:
         down = await assert_receive(otp.Down)
@@ -227,7 +217,7 @@ async def test_bad_input_is_refused_and_the_supervisor_keeps_running(node: objec
         await DynamicSupervisor.start_link(max_children=-1)
     assert await counts(sup) == [0, 0, 0, 0]
     await refute_receive(timeout=0)
-    await stop_dyn(sup)
+    await stop_supervisor(sup)
 
 
 async def test_a_dynamic_supervisor_under_a_supervisor(node: object) -> None:
@@ -248,7 +238,7 @@ async def test_a_child_that_ignores_is_not_stored(node: object) -> None:
     sup = await start_dyn()
     assert await DynamicSupervisor.start_child(sup, (Worker, ("ignore",))) is None
     assert await counts(sup) == [0, 0, 0, 0]
-    await stop_dyn(sup)
+    await stop_supervisor(sup)
 
 
 async def test_a_start_error_is_not_wrapped(node: object) -> None:
@@ -262,7 +252,7 @@ async def test_a_start_error_is_not_wrapped(node: object) -> None:
         await DynamicSupervisor.start_child(sup, ChildSpec(id="x", start=failing))
     assert info.value.reason == "plain reason"
     assert await counts(sup) == [0, 0, 0, 0]
-    await stop_dyn(sup)
+    await stop_supervisor(sup)
 
 
 async def test_a_failing_restart_escalates_and_takes_the_other_children_down(

@@ -18,7 +18,7 @@ from behaviours import (
 )
 from otp.testing import assert_receive, capture_reports, refute_receive
 
-from .samples import AdvancingClock, FakeClock, Worker, pid_of
+from .samples import AdvancingClock, FakeClock, Worker, ended, pid_of, stop_supervisor
 
 
 def spec(id: Any, arg: Any = None, **kw: Any) -> ChildSpec:
@@ -40,17 +40,6 @@ async def pid(sup: Any, id: Any) -> Any:
         if info.id == id:
             return info.pid
     raise LookupError(id)
-
-
-async def ended(target: otp.Pid) -> Any:
-    """Wait for `target` to end; its reason. The supervisor has then seen the exit too."""
-    ref = otp.monitor(target)
-    return (await assert_receive(lambda m: isinstance(m, otp.Down) and m.ref == ref)).reason
-
-
-async def stop_sup(sup: otp.Pid) -> None:
-    await GenServer.stop(sup, otp.SHUTDOWN)
-    await assert_receive(lambda m: isinstance(m, otp.Exit) and m.pid == sup)
 
 
 # -- §1 start, init results, validation ---------------------------------------------------
@@ -110,7 +99,7 @@ async def test_spec_defaults(node: object) -> None:
     with pytest.raises(SupervisorError) as info:
         await Supervisor.get_childspec(sup, "nope")
     assert info.value.reason == "not_found"
-    await stop_sup(sup)
+    await stop_supervisor(sup)
 
 
 @pytest.mark.parametrize(
@@ -170,7 +159,7 @@ async def test_every_valid_combination_is_accepted_and_duplicates_are_not(node: 
     assert await counts(sup) == [96, 96, 48, 48]  # supervisors/workers count spec types
     with pytest.raises(InvalidChildSpec, match="duplicate child id 'a'"):
         await Supervisor.start_link([spec("a"), spec("a")])
-    await stop_sup(sup)
+    await stop_supervisor(sup)
 
 
 async def test_significance_rules(node: object) -> None:
@@ -183,7 +172,7 @@ async def test_significance_rules(node: object) -> None:
     with pytest.raises(InvalidChildSpec, match="auto_shutdown"):
         await Supervisor.start_child(sup, spec("s", significant=True, restart="transient"))
     assert await counts(sup) == [0, 0, 0, 0]
-    await stop_sup(sup)
+    await stop_supervisor(sup)
 
 
 @pytest.mark.parametrize(
@@ -225,7 +214,7 @@ async def test_start_child_that_ignores(node: object) -> None:
     assert await counts(sup) == [2, 1, 0, 2]
     assert await Supervisor.start_child(sup, spec("temp", ("ignore",), restart="temporary")) is None
     assert await counts(sup) == [2, 1, 0, 2]
-    await stop_sup(sup)
+    await stop_supervisor(sup)
 
 
 async def failing_start() -> None:
@@ -246,7 +235,7 @@ async def test_start_child_errors_store_nothing(node: object) -> None:
         await Supervisor.start_child(sup, ChildSpec(id="y", start=bad_start))
     assert info.value.reason == ("bad_start_return", "not a pid")
     assert await counts(sup) == [0, 0, 0, 0]
-    await stop_sup(sup)
+    await stop_supervisor(sup)
 
 
 async def test_a_child_failing_in_init_fails_the_supervisor_start(node: object) -> None:
@@ -274,7 +263,7 @@ async def test_a_name_taken_outside_the_supervisor(node: object) -> None:
     assert isinstance(info.value.reason, otp.AlreadyStartedError)
     assert info.value.reason.pid == other
     assert await counts(sup) == [0, 0, 0, 0]
-    await stop_sup(sup)
+    await stop_supervisor(sup)
     await GenServer.stop(other)
 
 
@@ -320,7 +309,7 @@ async def test_child_administration(node: object) -> None:
         await Supervisor.restart_child(sup, "child1")
     assert await Supervisor.which_children(sup) == []
     assert await counts(sup) == [0, 0, 0, 0]
-    await stop_sup(sup)
+    await stop_supervisor(sup)
 
 
 async def test_api_calls_to_a_missing_supervisor_fail_with_noproc(node: object) -> None:
@@ -368,7 +357,7 @@ async def test_temporary_children_lose_their_spec(node: object) -> None:
             await Supervisor.start_child(sup, trans)
         assert info.value.reason == "already_present"
         assert await Supervisor.restart_child(sup, "trans") is not None
-        await stop_sup(sup)
+        await stop_supervisor(sup)
 
 
 async def test_a_child_that_unlinks_itself_is_still_supervised(node: object) -> None:
@@ -387,7 +376,7 @@ async def test_a_child_that_unlinks_itself_is_still_supervised(node: object) -> 
         otp.send(new, "die")
         await ended(pid_of(new))
     assert await pid(sup, "c") not in (None, new)  # restarted: seen through the monitor
-    await stop_sup(sup)
+    await stop_supervisor(sup)
 
 
 # -- §3 restart type x exit reason ----------------------------------------------------------
@@ -430,7 +419,7 @@ async def test_restart_type_against_exit_reason(
     else:
         assert now[0].pid is None and await counts(sup) == [1, 0, 0, 1]
         assert await Supervisor.restart_child(sup, "child1") is not None
-    await stop_sup(sup)
+    await stop_supervisor(sup)
 
 
 async def test_shutdown_of_the_supervisor_runs_terminate_of_trapping_children(
@@ -439,7 +428,7 @@ async def test_shutdown_of_the_supervisor_runs_terminate_of_trapping_children(
     """Case 45: terminate(shutdown) for a timeout child; brutal_kill never runs it."""
     otp.register("watcher", otp.self())
     sup = await start_sup([spec("polite", shutdown=1.0), spec("brutal", shutdown="brutal_kill")])
-    await stop_sup(sup)
+    await stop_supervisor(sup)
     msgs = [await assert_receive(lambda m: m[0] == "terminated")]
     await refute_receive(lambda m: m[0] == "terminated", timeout=0.02)
     assert msgs[0][2] == otp.SHUTDOWN
@@ -457,7 +446,7 @@ async def test_one_for_one_restarts_only_the_child(node: object) -> None:
         await ended(p1)
     assert await pid(sup, "c2") == p2 and await pid(sup, "c1") not in (None, p1)
     assert await counts(sup) == [2, 2, 0, 2]
-    await stop_sup(sup)
+    await stop_supervisor(sup)
 
 
 async def test_too_many_restarts_shut_the_supervisor_down(node: object) -> None:
@@ -553,7 +542,7 @@ async def test_one_for_all_retries_the_group_when_a_sibling_fails(node: object) 
         flags["fail"] = False
         await Supervisor.which_children(sup)  # queued behind the next retry, which succeeds
     assert await counts(sup) == [2, 2, 0, 2]
-    await stop_sup(sup)
+    await stop_supervisor(sup)
 
 
 async def test_rest_for_one(node: object) -> None:
@@ -601,7 +590,7 @@ async def test_rest_for_one_retry_does_not_restart_earlier_children_again(
         await Supervisor.which_children(sup)  # queued behind the next retry, which succeeds
     assert isinstance(await pid(sup, "c3"), otp.Pid)
     assert await pid(sup, "c1") == n1
-    await stop_sup(sup)
+    await stop_supervisor(sup)
 
 
 async def test_temporary_bystanders_are_removed_in_a_group_restart(node: object) -> None:
@@ -620,7 +609,7 @@ async def test_temporary_bystanders_are_removed_in_a_group_restart(node: object)
         assert await ended(p2) == otp.SHUTDOWN
         assert [i.id for i in await Supervisor.which_children(sup)] == ["c1"]
         assert otp.is_alive(sup)
-        await stop_sup(sup)
+        await stop_supervisor(sup)
 
 
 async def test_order_of_children(node: object) -> None:
@@ -637,7 +626,7 @@ async def test_order_of_children(node: object) -> None:
     assert terminated[1:] == [pids["c"], pids["a"]]
     started = [await pid(sup, i) for i in ("d", "a", "c")]
     assert started == sorted(started, key=lambda p: p.id)  # restarted in original order
-    await stop_sup(sup)
+    await stop_supervisor(sup)
     terminated = [(await assert_receive(lambda m: m[0] == "terminated"))[1] for _ in range(5)]
     current = {**pids, "d": started[0], "a": started[1], "c": started[2]}
     assert terminated == [current[i] for i in ids[::-1]]
@@ -674,7 +663,7 @@ async def test_hanging_restart_loop(node: object) -> None:
         assert await pid(sup, "child1") is None
         flags["fail"] = False
         assert await Supervisor.restart_child(sup, "child1") is not None
-    await stop_sup(sup)
+    await stop_supervisor(sup)
     assert otp.whereis("sup") is None
 
 
@@ -689,7 +678,7 @@ async def test_shutdown_in_the_middle_of_a_restart_loop(node: object) -> None:
     with capture_reports():
         otp.send(c, "die")
         await ended(c)
-        await stop_sup(sup)
+        await stop_supervisor(sup)
     assert otp.whereis("s2") is None
 
 
@@ -700,7 +689,7 @@ async def test_shutdown_infinity_waits(node: object) -> None:
     """Case 65."""
     otp.register("watcher", otp.self())
     sup = await start_sup([spec("w", ("slow_exit", 0.05), shutdown=math.inf)])
-    await stop_sup(sup)
+    await stop_supervisor(sup)
     assert (await assert_receive(lambda m: m[0] == "terminated"))[2] == otp.SHUTDOWN
 
 
@@ -712,7 +701,7 @@ async def test_shutdown_timeout_kills_a_slow_child(node: object) -> None:
     fast, slow = await pid(sup, "fast"), await pid(sup, "slow")
     refs = {otp.monitor(fast): "fast", otp.monitor(slow): "slow"}
     with capture_reports() as reports:
-        await stop_sup(sup)
+        await stop_supervisor(sup)
     reasons = {}
     for _ in range(2):
         down = await assert_receive(otp.Down)
@@ -726,7 +715,7 @@ async def test_brutal_kill(node: object) -> None:
     sup = await start_sup([spec("b", shutdown="brutal_kill"), spec("t", shutdown=1.0)])
     b, t = await pid(sup, "b"), await pid(sup, "t")
     rb, rt = otp.monitor(b), otp.monitor(t)
-    await stop_sup(sup)
+    await stop_supervisor(sup)
     downs = {(await assert_receive(otp.Down)) for _ in range(2)}
     assert downs == {otp.Down(rb, b, otp.KILLED), otp.Down(rt, t, otp.SHUTDOWN)}
 
@@ -751,7 +740,7 @@ async def test_non_significant_children_never_stop_the_supervisor(node: object, 
         otp.send(tr, "stop")
         await ended(tr)
     assert otp.is_alive(sup) and await pid(sup, "tr") is None
-    await stop_sup(sup)
+    await stop_supervisor(sup)
 
 
 async def test_any_significant(node: object) -> None:
@@ -808,7 +797,7 @@ async def test_significant_children_stopped_by_a_group_restart_do_not_count(
         otp.exit(plain, otp.KILL)
         await ended(plain)
     assert otp.is_alive(sup) and await counts(sup) == [2, 2, 0, 2]
-    await stop_sup(sup)
+    await stop_supervisor(sup)
 
 
 class Middle(Supervisor):
@@ -865,7 +854,7 @@ async def test_code_change_re_reads_init(node: object) -> None:
     await otp.sys.resume(sup)
     assert [i.id for i in await Supervisor.which_children(sup)] == ["b", "a"]
     # the new strategy (one_for_all... then one_for_one again) is in force
-    await stop_sup(sup)
+    await stop_supervisor(sup)
 
 
 async def test_process_info_shows_the_supervisor_class(node: object) -> None:
@@ -875,7 +864,7 @@ async def test_process_info_shows_the_supervisor_class(node: object) -> None:
     info = otp.process_info(sup)
     assert info is not None and info.behaviour is Changing
     assert (await otp.sys.get_status("changing")).name == "changing"
-    await stop_sup(sup)
+    await stop_supervisor(sup)
 
 
 @pytest.mark.parametrize(("entry", "state"), [(Worker, None), ((Worker, "arg"), "arg")])
@@ -884,7 +873,7 @@ async def test_child_in_list_forms(node: object, entry: Any, state: Any) -> None
     infos = await Supervisor.which_children(sup)
     assert infos[0].id is Worker and infos[0].modules == (Worker,)
     assert await GenServer.call(infos[0].pid, "state") == state
-    await stop_sup(sup)
+    await stop_supervisor(sup)
 
 
 async def test_the_supervisor_that_received_bad_input_keeps_running(node: object) -> None:
@@ -895,7 +884,7 @@ async def test_the_supervisor_that_received_bad_input_keeps_running(node: object
     with pytest.raises(InvalidChildSpec):
         await Supervisor.start_child(sup, "junk")
     assert await pid(sup, "a") == a and await counts(sup) == [1, 1, 0, 1]
-    await stop_sup(sup)
+    await stop_supervisor(sup)
 
 
 TREE_FAILURES: dict[str, int] = {}
@@ -940,7 +929,7 @@ async def test_a_tree_of_supervisors(node: object) -> None:
     new_sup2 = await pid(top, "sup2")
     assert new_sup2 != sup2
     assert [i.id for i in await Supervisor.which_children(new_sup2)] == ["leaf"]  # init's only
-    await stop_sup(top)
+    await stop_supervisor(top)
 
 
 async def test_temporary_children_keep_no_start_arguments(node: object) -> None:
@@ -952,7 +941,7 @@ async def test_temporary_children_keep_no_start_arguments(node: object) -> None:
     state = await otp.sys.get_state(sup)
     kept = {child.id: child.spec for child in state.children}
     assert kept["temp"] is None and kept["perm"] is not None
-    await stop_sup(sup)
+    await stop_supervisor(sup)
 
 
 async def test_code_change_can_make_a_child_significant(node: object) -> None:
