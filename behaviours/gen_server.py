@@ -34,6 +34,7 @@ import inspect
 import logging
 import math
 import sys as _pysys
+import types
 from asyncio import CancelledError
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -134,11 +135,17 @@ class GenServer(Generic[S]):
 
     vsn: ClassVar[str] = _ModuleVersion()  # type: ignore[assignment]
     _async: ClassVar[frozenset[str]] = frozenset()
+    _plain: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._async = frozenset(
             name for name in _CALLBACKS if inspect.iscoroutinefunction(getattr(cls, name))
+        )
+        cls._plain = frozenset(
+            name
+            for name in _CALLBACKS
+            if type(inspect.getattr_static(cls, name)) is types.FunctionType
         )
 
     # -- callbacks ----------------------------------------------------------------------
@@ -434,19 +441,31 @@ async def _server_main(
     tag: Ref,
 ) -> None:
     """The body of a GenServer process: register, init, acknowledge, then serve."""
+    server = await _init_server(cls, arg, name, starter, parent, tag)
+    # This frame waits for the server's whole life: keep neither the init argument nor
+    # the start handshake alive that long.
+    del arg, starter, tag
+    if server is not None:
+        await server.serve()
+
+
+async def _init_server(
+    cls: type[GenServer[Any]],
+    arg: Any,
+    name: str | None,
+    starter: Pid,
+    parent: Pid | None,
+    tag: Ref,
+) -> _Server | None:
+    """Register, run `init` and answer the starter; the server to run, or None when it
+    chose not to start (a failure raises, ending the process)."""
     proc = current()
     proc.behaviour = cls
-
-    def answer(result: tuple[Any, ...]) -> None:
-        if result[0] != "ok" and parent is not None:
-            otp.unlink(parent)  # a failed start is reported by the answer, not by a signal
-        otp.send(starter, (ACK, tag, result))
-
     if name is not None:
         holder = otp.whereis(name)
         if holder is not None:
-            answer(("already_started", holder))
-            return
+            _answer(starter, tag, parent, ("already_started", holder))
+            return None
         otp.register(name, proc.pid)
     callbacks = cls()
     try:
@@ -454,7 +473,7 @@ async def _server_main(
         if "init" in cls._async:
             result = await result
     except Exception as exc:
-        answer(("error", _reason_of(exc)))
+        _answer(starter, tag, parent, ("error", _reason_of(exc)))
         raise
     timeout: float | None = None
     continue_: Any = NO_CONTINUE
@@ -462,27 +481,45 @@ async def _server_main(
     if rtype is Init:
         state, timeout, continue_ = result.state, result.timeout, result.continue_
     elif rtype is Stop:
-        answer(("error", result.reason))
+        _answer(starter, tag, parent, ("error", result.reason))
         raise ExitError(result.reason)
     elif result is IGNORE:
-        answer(("ignore",))
-        return
+        _answer(starter, tag, parent, ("ignore",))
+        return None
     elif rtype is Reply or rtype is NoReply:
         bad = BadReturn(
             f"{cls.__qualname__}.init", result, "the state, Init(...), Stop(...) or otp.IGNORE"
         )
-        answer(("error", bad))
+        _answer(starter, tag, parent, ("error", bad))
         raise bad
     else:
         state = result
-    answer(("ok",))
+    _answer(starter, tag, parent, ("ok",))
     server = _Server(proc, cls, callbacks, state, parent, name)
     server.set_timeout(timeout)
     server.continue_ = continue_
-    await server.serve()
+    return server
+
+
+def _answer(starter: Pid, tag: Ref, parent: Pid | None, result: tuple[Any, ...]) -> None:
+    """Tell the starter how `init` went; a failed start is reported by this answer, not by
+    an exit signal through the link."""
+    if result[0] != "ok" and parent is not None:
+        otp.unlink(parent)
+    otp.send(starter, (ACK, tag, result))
 
 
 # -- the server loop -----------------------------------------------------------------------
+
+
+def _unbound(cls: type[GenServer[Any]], callbacks: GenServer[Any], name: str) -> Any:
+    """Callback `name` as a function the loop calls with `callbacks` first. A plain method
+    is taken from the class: bound methods would be three more objects per server, each
+    walked by every full garbage collection for the server's whole life."""
+    if name in cls._plain:
+        return getattr(cls, name)
+    method = getattr(callbacks, name)  # a staticmethod, a callable object, ...
+    return lambda _callbacks, *args: method(*args)
 
 
 class _Server:
@@ -544,9 +581,9 @@ class _Server:
         self.cls = cls
         self.callbacks = callbacks
         self.is_async = cls._async
-        self.h_call = callbacks.handle_call
-        self.h_cast = callbacks.handle_cast
-        self.h_info = callbacks.handle_info
+        self.h_call = _unbound(cls, callbacks, "handle_call")
+        self.h_cast = _unbound(cls, callbacks, "handle_cast")
+        self.h_info = _unbound(cls, callbacks, "handle_info")
         self.a_call = "handle_call" in cls._async
         self.a_cast = "handle_cast" in cls._async
         self.a_info = "handle_info" in cls._async
@@ -573,6 +610,7 @@ class _Server:
         reply = _call.reply
         receive = otp.receive
         h_call, a_call, h_cast, a_cast = self.h_call, self.a_call, self.h_cast, self.a_cast
+        callbacks = self.callbacks
         while True:
             if self.continue_ is not NO_CONTINUE:
                 await self.run_continue()
@@ -590,7 +628,7 @@ class _Server:
                     size = len(msg)
                     if size == 2 and msg[0] == CAST:
                         try:
-                            result = h_cast(msg[1], self.state)
+                            result = h_cast(callbacks, msg[1], self.state)
                             if a_cast:
                                 result = await result
                         except Exception as exc:
@@ -609,7 +647,7 @@ class _Server:
                     elif size == 3 and msg[0] == CALL:
                         from_ = msg[1]
                         try:
-                            result = h_call(msg[2], from_, self.state)
+                            result = h_call(callbacks, msg[2], from_, self.state)
                             if a_call:
                                 result = await result
                         except Exception as exc:
@@ -631,6 +669,7 @@ class _Server:
                         # a code change may have replaced the callbacks
                         h_call, a_call = self.h_call, self.a_call
                         h_cast, a_cast = self.h_cast, self.a_cast
+                        callbacks = self.callbacks
                         break
                     else:
                         await self.run_info(msg)
@@ -673,7 +712,7 @@ class _Server:
     async def run_info(self, msg: Any) -> None:
         self.last_message = msg
         try:
-            result = self.h_info(msg, self.state)
+            result = self.h_info(self.callbacks, msg, self.state)
             if self.a_info:
                 result = await result
         except Exception as exc:

@@ -199,6 +199,29 @@ def main() -> int:
         "",
         None,
     )
+    # References for the same crash/restart/which_children/call round: the protocol alone
+    # on bare tasks, and Erlang/OTP itself when `erl` is installed.
+    same = percentiles(w.run_bare(w.bare_protocol_restart_latency, n))
+    row(
+        "  vs bare tasks, OTP's protocol",
+        f"{same[0] * 1e6:,.0f} us",
+        f"{kp[0] * 1e6:,.0f} us",
+        f"{kp[0] / same[0]:.2f}x",
+        "",
+        None,
+    )
+    erlang = w.erlang_restart_latency(n)
+    if erlang is None:
+        print("  vs Erlang/OTP: erl not installed (apt-get install erlang-base)")
+    else:
+        row(
+            f"  vs Erlang/OTP {erlang[2]}, one scheduler",
+            f"{erlang[0] * 1e6:,.0f} us",
+            f"{kp[0] * 1e6:,.0f} us",
+            f"{kp[0] / erlang[0]:.2f}x",
+            "",
+            None,
+        )
     small = w.run_otp(w.otp_dynamic_churn, 1000)
     big = w.run_otp(w.otp_dynamic_churn, 100_000 // scale)
     row("DynamicSupervisor start+stop, 1,000", "", f"{small * 1e6:,.1f} us/child", "", "", None)

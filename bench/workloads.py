@@ -13,10 +13,14 @@ import asyncio
 import contextlib
 import gc
 import os
+import shutil
+import subprocess
+import tempfile
 import time
 import tracemalloc
 from collections import deque
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import uvloop
@@ -531,6 +535,99 @@ async def bare_restart_latency(n: int) -> list[float]:
     current[0].send("crash")
     await sup
     return samples
+
+
+async def bare_protocol_restart_latency(n: int) -> list[float]:
+    """OTP's restart protocol on bare tasks: the supervisor learns of the crash from a
+    message, starts the new child and waits for its ack before serving anything else; the
+    client learns of the crash from a message, asks the supervisor for the new child and
+    calls it. No links, monitors, reports or restart accounting: the protocol's floor."""
+    loop = asyncio.get_running_loop()
+    sup_box, client_box = BareMailbox(), BareMailbox()
+
+    async def child(box: BareMailbox) -> None:
+        sup_box.send(("ack", box))
+        while True:
+            msg = await box.receive()
+            if msg == "crash":
+                raise RuntimeError("crash on purpose")
+            _, fut = msg
+            fut.set_result("pong")
+
+    def ended(box: BareMailbox, task: asyncio.Task[None]) -> None:
+        if not task.cancelled():
+            task.exception()  # retrieved: asyncio would log it otherwise
+        sup_box.send(("exit", box))
+        client_box.send(("down", box))
+
+    def start() -> asyncio.Task[None]:
+        box = BareMailbox()
+        task = loop.create_task(child(box))
+        task.add_done_callback(lambda t: ended(box, t))
+        return task
+
+    async def ack() -> BareMailbox:
+        """Selective receive of the child's ack: what comes first waits, in order."""
+        held: list[Any] = []
+        while True:
+            msg = await sup_box.receive()
+            if msg[0] == "ack":
+                sup_box.queue.extendleft(reversed(held))
+                return msg[1]  # type: ignore[no-any-return]
+            held.append(msg)
+
+    async def supervisor() -> None:
+        task = start()
+        box = await ack()
+        while True:
+            msg = await sup_box.receive()
+            if msg[0] == "exit" and msg[1] is box:
+                task = start()
+                box = await ack()
+            elif msg[0] == "which":
+                msg[1].set_result(box)
+            elif msg[0] == "stop":
+                task.cancel()
+                return
+
+    async def which() -> BareMailbox:
+        fut = loop.create_future()
+        sup_box.send(("which", fut))
+        return await fut  # type: ignore[no-any-return]
+
+    sup = loop.create_task(supervisor())
+    box = await which()
+    samples: list[float] = []
+    for _ in range(n):
+        t = time.perf_counter()
+        box.send("crash")
+        await client_box.receive()
+        box = await which()
+        await _bare_call(box, "ping")
+        samples.append(time.perf_counter() - t)
+    sup_box.send(("stop",))
+    await sup
+    return samples
+
+
+def erlang_restart_latency(n: int) -> tuple[float, float, str] | None:
+    """The restart workload on Erlang/OTP (`bench/erlang/`), one scheduler like the one
+    event loop here: `(p50, p99, OTP release)` in seconds, or None without `erlc`/`erl`."""
+    erlc, erl = shutil.which("erlc"), shutil.which("erl")
+    if erlc is None or erl is None:
+        return None
+    source = Path(__file__).parent / "erlang"
+    with tempfile.TemporaryDirectory() as out:
+        erl_files = sorted(str(f) for f in source.glob("*.erl"))
+        subprocess.run([erlc, "-o", out, *erl_files], check=True)
+        run = subprocess.run(
+            [erl, "+S", "1", "-pa", out, "-noshell", "-s", "restart_latency", "main", str(n)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+    p50, p99, release = run.stdout.split()
+    return int(p50) / 1e9, int(p99) / 1e9, release
 
 
 async def otp_restart_latency(n: int) -> list[float]:

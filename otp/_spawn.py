@@ -39,7 +39,7 @@ def spawn_monitor(fn: AsyncFn, /, *args: Any, **kwargs: Any) -> tuple[Pid, Ref]:
 
 
 def _spawn(
-    fn: AsyncFn, args: tuple[Any, ...], kwargs: dict[str, Any], link_to: Process | None
+    fn: AsyncFn, args: tuple[Any, ...], kwargs: dict[str, Any] | None, link_to: Process | None
 ) -> Process:
     node = _node.current
     if node is None:
@@ -49,7 +49,7 @@ def _spawn(
         check_async(fn, "spawn")
     loop = node.loop
     parent = running_task(loop)
-    proc = Process(_run(fn, args, kwargs), loop=loop)
+    proc = Process(_run(fn, args, kwargs or None), loop=loop)
     pid = node.new_pid()
     pid._proc = proc
     proc.pid = pid
@@ -104,7 +104,7 @@ def check_async(fn: object, what: str) -> None:
     )
 
 
-async def _run(fn: AsyncFn, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+async def _run(fn: AsyncFn, args: tuple[Any, ...], kwargs: dict[str, Any] | None) -> None:
     """The body of every process: run `fn`, then turn how it ended into an exit reason."""
     proc: Process = running_task(_node.current.loop)  # type: ignore[assignment, union-attr]
     if proc.exiting:  # an exit signal arrived before the first step
@@ -113,7 +113,9 @@ async def _run(fn: AsyncFn, args: tuple[Any, ...], kwargs: dict[str, Any]) -> No
     proc.started = True
     exc: BaseException | None = None
     try:
-        proc.retval = await fn(*args, **kwargs)
+        body = fn(*args, **kwargs) if kwargs else fn(*args)
+        del args, kwargs  # this frame waits for the process's whole life: hold no arguments
+        proc.retval = await body
         reason: Any = NORMAL
     except CancelledError:
         reason = KILLED  # cancelled by something other than an exit signal
