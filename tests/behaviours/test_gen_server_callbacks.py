@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import otp
-from behaviours import GenServer, NoReply, UnexpectedMessage
+from behaviours import GenServer, NoReply, Reply, UnexpectedMessage
 from otp.testing import assert_receive, capture_reports, refute_receive
 
 from .samples import Bare, Continuing, Echo, pid_of
@@ -172,3 +172,37 @@ async def test_a_server_that_does_not_trap_dies_with_its_parent_without_terminat
     otp.send(parent, otp.SHUTDOWN)
     assert await assert_receive(otp.Down) == otp.Down(ref, child, otp.SHUTDOWN)
     await refute_receive(lambda m: m[0] == "terminated", timeout=0.02)
+
+
+class Doubler:
+    """A callable object as a callback: not a method, so it gets no callbacks object."""
+
+    def __call__(self, request: object, from_: object, state: int) -> Reply[int]:
+        return Reply(state * 2, state)
+
+
+def _cast(msg: int, state: int) -> NoReply[int]:
+    return NoReply(state + msg)
+
+
+class OddCallbacks(GenServer[int]):
+    """Callbacks that are not plain methods: each is called as Python would call it."""
+
+    def init(self, arg: int) -> int:
+        return arg
+
+    handle_call = Doubler()
+    handle_cast = staticmethod(_cast)
+
+    @classmethod
+    def handle_info(cls, msg: object, state: int) -> NoReply[int]:
+        assert cls is OddCallbacks
+        return NoReply(state - 1)
+
+
+async def test_callbacks_that_are_not_plain_methods(node: object) -> None:
+    pid = pid_of(await OddCallbacks.start(5))
+    GenServer.cast(pid, 10)
+    otp.send(pid, "tick")
+    assert await GenServer.call(pid, "double") == 28
+    await GenServer.stop(pid)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import math
+import weakref
 
 import pytest
 
@@ -236,3 +238,28 @@ async def test_start_needs_a_str_name(node: object) -> None:
     with pytest.raises(TypeError, match="name is a str"):
         await Echo.start(None, name=42)  # type: ignore[arg-type]
     assert otp.processes() == [otp.self()]
+
+
+class Payload:
+    """An init argument a test can watch die (a weak reference to it goes dead)."""
+
+
+class Forgets(GenServer[int]):
+    def init(self, arg: Payload) -> int:
+        return 0
+
+    def handle_call(self, request: object, from_: object, state: int) -> Reply[int]:
+        return Reply(state, state)
+
+
+async def test_a_running_server_holds_neither_its_init_argument_nor_spawn_arguments(
+    node: object,
+) -> None:
+    payload = Payload()
+    watch = weakref.ref(payload)
+    pid = pid_of(await Forgets.start_link(payload))
+    del payload
+    gc.collect()
+    assert watch() is None  # the server's state does not hold it, so nothing may
+    assert await GenServer.call(pid, "state") == 0
+    await GenServer.stop(pid)
