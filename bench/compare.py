@@ -10,6 +10,7 @@ except for spawn time (kernel time / baseline time, lower is better).
 from __future__ import annotations
 
 import argparse
+import gc
 import platform
 import sys
 from collections.abc import Callable
@@ -231,6 +232,22 @@ def main() -> int:
         f"{big * 1e6:,.1f} us/child",
         f"{big / small:.2f}x",
         "flat",
+        None,
+    )
+    # What grows with the number of live children is CPython's full collections, which
+    # walk every tracked object; the runtime's own cost per child is the same run without them.
+    gc.disable()
+    try:
+        bare_small = w.run_otp(w.otp_dynamic_churn, 1000)
+        bare_big = w.run_otp(w.otp_dynamic_churn, 100_000 // scale)
+    finally:
+        gc.enable()
+    row(
+        "  the same, garbage collector off",
+        f"{bare_small * 1e6:,.1f} (1,000)",
+        f"{bare_big * 1e6:,.1f} us/child",
+        f"{bare_big / bare_small:.2f}x",
+        "",
         None,
     )
     width = 100 if scale == 1 else 30
