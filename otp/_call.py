@@ -67,6 +67,8 @@ class RequestId:
 
 def check_timeout(timeout: object, what: str) -> float | None:
     """The receive timeout for a call timeout in seconds (`math.inf`: none)."""
+    if timeout is math.inf:  # the default of every start and supervisor request
+        return None
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout >= 0:
         raise ValueError(f"{what}() takes a timeout in seconds >= 0 or math.inf, got {timeout!r}")
     return None if timeout == math.inf else float(timeout)
