@@ -135,17 +135,11 @@ class GenServer(Generic[S]):
 
     vsn: ClassVar[str] = _ModuleVersion()  # type: ignore[assignment]
     _async: ClassVar[frozenset[str]] = frozenset()
-    _plain: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._async = frozenset(
             name for name in _CALLBACKS if inspect.iscoroutinefunction(getattr(cls, name))
-        )
-        cls._plain = frozenset(
-            name
-            for name in _CALLBACKS
-            if type(inspect.getattr_static(cls, name)) is types.FunctionType
         )
 
     # -- callbacks ----------------------------------------------------------------------
@@ -512,14 +506,14 @@ def _answer(starter: Pid, tag: Ref, parent: Pid | None, result: tuple[Any, ...])
 # -- the server loop -----------------------------------------------------------------------
 
 
-def _unbound(cls: type[GenServer[Any]], callbacks: GenServer[Any], name: str) -> Any:
-    """Callback `name` as a function the loop calls with `callbacks` first. A plain method
-    is taken from the class: bound methods would be three more objects per server, each
-    walked by every full garbage collection for the server's whole life."""
-    if name in cls._plain:
-        return getattr(cls, name)
-    method = getattr(callbacks, name)  # a staticmethod, a callable object, ...
-    return lambda _callbacks, *args: method(*args)
+def _unbound(callbacks: GenServer[Any], name: str) -> Any:
+    """Callback `name` as a function the loop calls with `callbacks` first: a method's
+    function, so the server holds no bound methods (three more objects per server, each
+    walked by every full garbage collection for the server's whole life)."""
+    method = getattr(callbacks, name)
+    if type(method) is types.MethodType and method.__self__ is callbacks:
+        return method.__func__
+    return lambda _callbacks, *args: method(*args)  # a staticmethod, a mock, ...
 
 
 class _Server:
@@ -581,9 +575,9 @@ class _Server:
         self.cls = cls
         self.callbacks = callbacks
         self.is_async = cls._async
-        self.h_call = _unbound(cls, callbacks, "handle_call")
-        self.h_cast = _unbound(cls, callbacks, "handle_cast")
-        self.h_info = _unbound(cls, callbacks, "handle_info")
+        self.h_call = _unbound(callbacks, "handle_call")
+        self.h_cast = _unbound(callbacks, "handle_cast")
+        self.h_info = _unbound(callbacks, "handle_info")
         self.a_call = "handle_call" in cls._async
         self.a_cast = "handle_cast" in cls._async
         self.a_info = "handle_info" in cls._async

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import pytest
 
 import otp
@@ -205,4 +207,54 @@ async def test_callbacks_that_are_not_plain_methods(node: object) -> None:
     GenServer.cast(pid, 10)
     otp.send(pid, "tick")
     assert await GenServer.call(pid, "double") == 28
+    await GenServer.stop(pid)
+
+
+class Plain(GenServer[int]):
+    def init(self, arg: int) -> int:
+        return arg
+
+    def handle_call(self, request: object, from_: object, state: int) -> Reply[int]:
+        return Reply(("plain", request), state)
+
+
+async def test_a_callback_mocked_on_the_class_is_called_as_before(node: object) -> None:
+    with mock.patch.object(Plain, "handle_call", return_value=Reply("mocked", 5)) as patched:
+        pid = pid_of(await Plain.start(5))
+        assert await GenServer.call(pid, "hello") == "mocked"
+    patched.assert_called_once_with("hello", mock.ANY, 5)
+    await GenServer.stop(pid)
+
+
+def _answer(request: object, from_: object, state: int) -> Reply[int]:
+    return Reply(("static", request), state)
+
+
+async def test_a_callback_replaced_on_the_class_by_a_staticmethod(
+    node: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(Plain, "handle_call", staticmethod(_answer))
+    pid = pid_of(await Plain.start(5))
+    assert await GenServer.call(pid, "hello") == ("static", "hello")
+    await GenServer.stop(pid)
+
+
+class PerInstance(GenServer[int]):
+    """A callback set on the instance (in init) wins over the class's, as for any method."""
+
+    def init(self, arg: int) -> int:
+        self.handle_cast = self.add  # type: ignore[method-assign]
+        return arg
+
+    def add(self, msg: int, state: int) -> NoReply[int]:
+        return NoReply(state + msg)
+
+    def handle_call(self, request: object, from_: object, state: int) -> Reply[int]:
+        return Reply(state, state)
+
+
+async def test_a_callback_set_on_the_instance(node: object) -> None:
+    pid = pid_of(await PerInstance.start(1))
+    GenServer.cast(pid, 2)
+    assert await GenServer.call(pid, "state") == 3
     await GenServer.stop(pid)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -86,6 +87,75 @@ async def test_a_custom_record_factory_builds_the_records(
         await crash_one()
     finally:
         logging.setLogRecordFactory(standard)
+    [record] = kept
+    assert vars(record)["tenant"] == "acme"
+    assert isinstance(vars(record)["otp_report"], CrashReport)
+
+
+async def test_the_thread_is_read_for_each_record(node: Any, kept: list[logging.LogRecord]) -> None:
+    await crash_one()
+    thread = threading.current_thread()
+    old = thread.name
+    thread.name = "renamed"
+    try:
+        await crash_one()
+    finally:
+        thread.name = old
+    assert [r.threadName for r in kept] == [old, "renamed"]
+
+
+def test_nodes_run_one_after_the_other_in_threads(kept: list[logging.LogRecord]) -> None:
+    """A thread id the OS hands out again names the thread that logged, not an old one."""
+
+    def run_node() -> None:
+        otp.run(crash_one, loop="asyncio")
+
+    for name in ("node-a", "node-b"):
+        thread = threading.Thread(target=run_node, name=name)
+        thread.start()
+        thread.join()
+    assert [r.threadName for r in kept] == ["node-a", "node-b"]
+
+
+@pytest.mark.parametrize(
+    ("switch", "field"),
+    [
+        ("logThreads", "thread"),
+        ("logThreads", "threadName"),
+        ("logProcesses", "process"),
+        ("logMultiprocessing", "processName"),
+        ("logAsyncioTasks", "taskName"),
+    ],
+)
+async def test_logging_switches_apply_at_once(
+    node: Any,
+    kept: list[logging.LogRecord],
+    monkeypatch: pytest.MonkeyPatch,
+    switch: str,
+    field: str,
+) -> None:
+    if not hasattr(logging, switch):
+        pytest.skip(f"logging.{switch} is new in a later Python")
+    await crash_one()
+    assert vars(kept[-1])[field] is not None
+    monkeypatch.setattr(logging, switch, False)
+    await crash_one()
+    assert vars(kept[-1])[field] is None  # as LogRecord says with the switch off
+
+
+async def test_a_logger_that_makes_its_own_records(
+    node: Any, kept: list[logging.LogRecord], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logger = logging.getLogger("otp.process")
+    standard = logger.makeRecord
+
+    def make_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = standard(*args, **kwargs)
+        record.__dict__["tenant"] = "acme"
+        return record
+
+    monkeypatch.setattr(logger, "makeRecord", make_record)  # as a Logger subclass would
+    await crash_one()
     [record] = kept
     assert vars(record)["tenant"] == "acme"
     assert isinstance(vars(record)["otp_report"], CrashReport)
