@@ -10,7 +10,6 @@ linked process and a `Down` to every monitor, all before the next process runs.
 from __future__ import annotations
 
 from asyncio import CancelledError
-from collections import deque
 from typing import TYPE_CHECKING, Any, NoReturn, overload
 
 from . import _node, _process, _registry, reports
@@ -186,8 +185,13 @@ def remove_monitor(me: Process, ref: Ref, flush: bool) -> bool:
         if tproc is not None and tproc.watchers:
             tproc.watchers.pop(ref, None)
     # While the monitor was active no Down of it can be queued: scan only when it was not.
-    if flush and target is None and me.mbox:
-        me.mbox = deque(m for m in me.mbox if not (type(m) is Down and m.ref == ref))
+    # A monitor delivers at most one Down.
+    mbox = me.mbox
+    if flush and target is None and mbox:
+        for i, m in enumerate(mbox):
+            if type(m) is Down and m.ref == ref:
+                del mbox[i]
+                break
     return target is not None
 
 
