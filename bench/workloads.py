@@ -498,20 +498,25 @@ class Crashy(GenServer[int]):
         raise RuntimeError("crash on purpose")
 
 
+async def _bare_crashy(box: BareMailbox, ack_to: BareMailbox | None = None) -> None:
+    """The baseline's restarted child: answers pings, raises on "crash"; acks its start
+    to `ack_to` when given."""
+    if ack_to is not None:
+        ack_to.send(("ack", box))
+    while True:
+        msg = await box.receive()
+        if msg == "crash":
+            raise RuntimeError("crash on purpose")
+        _, fut = msg
+        fut.set_result("pong")
+
+
 async def bare_restart_latency(n: int) -> list[float]:
     """A task that respawns its child task (with a fresh mailbox) when it raises."""
     loop = asyncio.get_running_loop()
     samples: list[float] = []
     current: list[BareMailbox] = []
     respawned: list[asyncio.Future[None]] = []
-
-    async def child(box: BareMailbox) -> None:
-        while True:
-            msg = await box.receive()
-            if msg == "crash":
-                raise RuntimeError("crash on purpose")
-            _, fut = msg
-            fut.set_result("pong")
 
     async def supervisor() -> None:
         for _ in range(n + 1):
@@ -520,7 +525,7 @@ async def bare_restart_latency(n: int) -> list[float]:
             if respawned:
                 respawned.pop().set_result(None)
             with contextlib.suppress(RuntimeError):
-                await loop.create_task(child(box))
+                await loop.create_task(_bare_crashy(box))
 
     sup = loop.create_task(supervisor())
     await asyncio.sleep(0)
@@ -545,15 +550,6 @@ async def bare_protocol_restart_latency(n: int) -> list[float]:
     loop = asyncio.get_running_loop()
     sup_box, client_box = BareMailbox(), BareMailbox()
 
-    async def child(box: BareMailbox) -> None:
-        sup_box.send(("ack", box))
-        while True:
-            msg = await box.receive()
-            if msg == "crash":
-                raise RuntimeError("crash on purpose")
-            _, fut = msg
-            fut.set_result("pong")
-
     def ended(box: BareMailbox, task: asyncio.Task[None]) -> None:
         if not task.cancelled():
             task.exception()  # retrieved: asyncio would log it otherwise
@@ -562,7 +558,7 @@ async def bare_protocol_restart_latency(n: int) -> list[float]:
 
     def start() -> asyncio.Task[None]:
         box = BareMailbox()
-        task = loop.create_task(child(box))
+        task = loop.create_task(_bare_crashy(box, sup_box))
         task.add_done_callback(lambda t: ended(box, t))
         return task
 

@@ -30,6 +30,15 @@ from typing import Any
 import otp
 from behaviours import GenServer, NoReply, Reply, Timeout
 
+CALLBACKS = (
+    "init",
+    "handle_call",
+    "handle_cast",
+    "handle_info",
+    "handle_continue",
+    "code_change",
+    "terminate",
+)
 Event = tuple[str, Any, Any, Any, int]  # kind, number, armed timeout, continue, phase
 RUNNING, MAYBE_SUSPENDED, SUSPENDED = 0, 1, 2
 
@@ -151,7 +160,7 @@ def make_server(run: Run, async_callbacks: frozenset[str]) -> type[GenServer[lis
     def terminate(reason: Any, state: list[Event]) -> None:
         run.final = (reason, state)
 
-    bodies: dict[str, Callable[..., Any]] = {
+    bodies: dict[str, Callable[..., Any]] = {  # in the order of CALLBACKS
         "init": lambda arg: [],
         "handle_call": call,
         "handle_cast": cast,
@@ -327,19 +336,7 @@ def check(run: Run, log: list[Event]) -> tuple[list[str], Any]:
 async def run_one(seed: int) -> list[str]:
     """Run seed `seed`; what it found wrong."""
     rng = random.Random(seed)
-    async_callbacks = frozenset(
-        name
-        for name in (
-            "init",
-            "handle_call",
-            "handle_cast",
-            "handle_info",
-            "handle_continue",
-            "terminate",
-            "code_change",
-        )
-        if rng.random() < 0.4
-    )
+    async_callbacks = frozenset(name for name in CALLBACKS if rng.random() < 0.4)
     most = rng.choice([0, 1, 3])
     yields = random.Random(seed * 7 + 1)
     run = Run(seed, rng, lambda: yields.randint(0, most))
