@@ -13,10 +13,11 @@ from typing import Any, Final, Literal
 
 import otp
 from otp import KILL, KILLED, NORMAL, SHUTDOWN, Down, Exit, Pid, Ref, is_abnormal
+from otp._process import current
 from otp.reports import emit
 
 from ._child_spec import ChildSpec
-from .gen_server import GenServer
+from .gen_server import GenServer, UnexpectedMessage
 
 __all__ = [
     "RESTARTING",
@@ -34,6 +35,7 @@ __all__ = [
     "shutdown_all",
     "shutdown_one",
     "start_child_process",
+    "unexpected",
 ]
 
 RESTARTING: Final = "restarting"
@@ -100,11 +102,29 @@ def report(supervisor: Any, context: ReportContext, reason: Any, offender: Any) 
     )
 
 
+def unexpected(supervisor: Any, behaviour: type, msg: Any) -> None:
+    """Log, at ERROR as OTP does, a message a supervisor has no use for. An exit signal
+    from a process that is not a child is not one: it is ignored, as in OTP."""
+    if type(msg) is Exit:
+        return
+    proc = current()
+    emit(
+        _logger,
+        logging.ERROR,
+        UnexpectedMessage(proc.pid, proc.regname, behaviour, msg),
+        "supervisor %s received an unexpected message: %r",
+        supervisor,
+        msg,
+    )
+
+
 class Child:
     """A supervised child. A temporary child keeps no spec (nor start arguments): it is
-    never restarted, so nothing of its start is worth holding."""
+    never restarted, so nothing of its start is worth holding. An anonymous child (a
+    DynamicSupervisor's) is known by its pid: its spec's id names no one child."""
 
     __slots__ = (
+        "anonymous",
         "args",
         "id",
         "modules",
@@ -118,7 +138,10 @@ class Child:
         "type",
     )
 
-    def __init__(self, spec: ChildSpec, args: tuple[Any, ...] = ()) -> None:
+    def __init__(
+        self, spec: ChildSpec, args: tuple[Any, ...] = (), *, anonymous: bool = False
+    ) -> None:
+        self.anonymous = anonymous
         self.id = spec.id
         self.restart = spec.restart
         self.shutdown = spec.shutdown
@@ -145,13 +168,17 @@ class Child:
     def running(self) -> bool:
         return type(self.pid) is Pid
 
-    def row(self, *, anonymous: bool = False) -> tuple[Any, Any, str, int]:
+    def row(self) -> tuple[Any, Any, str, int]:
         """Its `otp.sys.get_children` row: `(id, pid, type, restarts)`."""
-        return (None if anonymous else self.id, self.pid, self.type, self.restarts)
+        return (None if self.anonymous else self.id, self.pid, self.type, self.restarts)
 
-    def info(self, *, anonymous: bool = False) -> ChildInfo:
-        """Its `which_children` row; dynamic children show no id."""
-        return ChildInfo(None if anonymous else self.id, self.pid, self.type, self.modules)
+    def info(self) -> ChildInfo:
+        """Its `which_children` row; anonymous children show no id."""
+        return ChildInfo(None if self.anonymous else self.id, self.pid, self.type, self.modules)
+
+    def offender(self, pid: Any) -> Any:
+        """How a report names the child that ran as `pid`: by id, or by pid if anonymous."""
+        return pid if self.anonymous else self.id
 
 
 async def start_child_process(spec: ChildSpec, extra: tuple[Any, ...] = ()) -> Pid | None:
@@ -249,7 +276,7 @@ async def shutdown_one(supervisor: Any, child: Child) -> Any:
         otp.exit(pid, KILL)
         msg = await otp.receive(down)
     if not _expected(child, msg.reason):
-        report(supervisor, "shutdown_error", msg.reason, child.id)
+        report(supervisor, "shutdown_error", msg.reason, child.offender(pid))
     return msg.reason
 
 
@@ -287,7 +314,7 @@ async def shutdown_all(supervisor: Any, children: Iterable[Child]) -> None:
         if type(msg) is Down:
             child = pending.pop(msg.ref)
             if not _expected(child, msg.reason):
-                report(supervisor, "shutdown_error", msg.reason, child.pid)
+                report(supervisor, "shutdown_error", msg.reason, child.offender(child.pid))
             child.pid, child.ref = None, None
         else:
             late = msg[1]
@@ -302,10 +329,11 @@ async def shutdown_all(supervisor: Any, children: Iterable[Child]) -> None:
 def exit_is_restart(supervisor: Any, child: Child, reason: Any) -> bool:
     """Report a child's own exit as OTP does; True when its restart type asks for a restart
     (permanent: always; transient: after an abnormal exit; temporary: never)."""
+    pid = child.pid
     child.pid, child.ref = None, None
     abnormal = is_abnormal(reason)
     if child.restart == "permanent" or abnormal:
-        report(supervisor, "child_terminated", reason, child.id)
+        report(supervisor, "child_terminated", reason, child.offender(pid))
     return child.restart == "permanent" or (child.restart == "transient" and abnormal)
 
 

@@ -36,6 +36,7 @@ from ._supervision import (
     shutdown_all,
     shutdown_one,
     start_child_process,
+    unexpected,
 )
 from .gen_server import GenServer
 from .supervisor import Supervisor, check_flags
@@ -164,7 +165,7 @@ class _DynamicServer(GenServer[_State]):
                 except otp.StartError as failed:  # raised again in the caller
                     return Reply(("raise", failed), state)
                 if pid is not None:
-                    child = Child(spec, state.setup.extra)
+                    child = Child(spec, state.setup.extra, anonymous=True)
                     monitor_child(child, pid)
                     state.children[pid] = child
                 return Reply(("ok", pid), state)
@@ -177,8 +178,8 @@ class _DynamicServer(GenServer[_State]):
                     return Reply(("ok", None), state)
                 return Reply(("error", "not_found"), state)
             case "which_children":
-                infos = [c.info(anonymous=True) for c in state.children.values()]
-                infos += [c.info(anonymous=True) for c in state.restarting.values()]
+                infos = [c.info() for c in state.children.values()]
+                infos += [c.info() for c in state.restarting.values()]
                 return Reply(("ok", infos), state)
             case "count_children":
                 everyone = [*state.children.values(), *state.restarting.values()]
@@ -200,11 +201,13 @@ class _DynamicServer(GenServer[_State]):
             waiting = state.restarting.pop(msg[1], None)
             if waiting is not None:
                 return await _restart(state, waiting, msg[1])
+        else:
+            unexpected(state.name, DynamicSupervisor, msg)
         return NoReply(state)
 
     def sys_children(self, state: _State) -> list[tuple[Any, Any, str, int]]:
-        rows = [child.row(anonymous=True) for child in state.children.values()]
-        return rows + [child.row(anonymous=True) for child in state.restarting.values()]
+        rows = [child.row() for child in state.children.values()]
+        return rows + [child.row() for child in state.restarting.values()]
 
     async def terminate(self, reason: Any, state: _State) -> None:
         state.restarting.clear()
@@ -222,13 +225,13 @@ async def _exited(state: _State, child: Child, reason: Any) -> Any:
 
 async def _restart(state: _State, child: Child, old_pid: Pid) -> Any:
     if not state.setup.intensity.add():
-        report(state.name, "shutdown", "reached_max_restart_intensity", child.id)
+        report(state.name, "shutdown", "reached_max_restart_intensity", old_pid)
         return Stop(SHUTDOWN, state)
     assert child.spec is not None
     try:
         pid = await start_child_process(child.spec, child.args)
     except otp.StartError as err:
-        report(state.name, "start_error", err.reason, child.id)
+        report(state.name, "start_error", err.reason, old_pid)
         child.pid = "restarting"
         state.restarting[old_pid] = child  # known by the pid it had: terminate_child finds it
         otp.send(otp.self(), (TRY_AGAIN, old_pid))

@@ -48,6 +48,7 @@ from ._supervision import (
     request_supervisor,
     shutdown_one,
     start_child_process,
+    unexpected,
 )
 from .gen_server import GenServer
 
@@ -316,6 +317,8 @@ class _SupervisorServer(GenServer[_State]):
             child = state.find(msg[1])
             if child is not None and child.pid == RESTARTING:
                 return await _restart(state, child)
+        else:
+            unexpected(state.name, state.owner, msg)
         return NoReply(state)
 
     async def terminate(self, reason: Any, state: _State) -> None:

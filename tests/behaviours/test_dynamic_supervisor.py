@@ -14,6 +14,8 @@ from behaviours import (
     InvalidChildSpec,
     Supervisor,
     SupervisorError,
+    SupervisorReport,
+    UnexpectedMessage,
 )
 from otp.testing import assert_receive, capture_reports, refute_receive
 
@@ -271,3 +273,47 @@ async def test_a_failing_restart_escalates_and_takes_the_other_children_down(
             sup, otp.SHUTDOWN
         )
     assert await assert_receive(otp.Down) == otp.Down(other_ref, other, otp.SHUTDOWN)
+
+
+async def test_reports_name_a_dynamic_child_by_its_pid(node: object) -> None:
+    """Its spec's id is shared by every child started from the spec (Elixir: `:undefined`)."""
+    sup = await start_dyn()
+    slow = Worker.child_spec(("slow_exit", 10), shutdown=0.01)
+    a = pid_of(await DynamicSupervisor.start_child(sup, slow))
+    b = pid_of(await DynamicSupervisor.start_child(sup, Worker))
+    c = pid_of(await DynamicSupervisor.start_child(sup, slow))
+    with capture_reports() as reports:
+        await DynamicSupervisor.terminate_child(sup, a)  # killed after its shutdown time
+        otp.send(b, "die")
+        await ended(b)
+        await stop_supervisor(sup)  # c is killed too
+    named = [(r.context, r.offender) for r in reports if isinstance(r, SupervisorReport)]
+    assert named[0] == ("shutdown_error", a)
+    assert named[1] == ("child_terminated", b)
+    assert named[-1] == ("shutdown_error", c)
+
+
+@pytest.mark.parametrize("behaviour", [Supervisor, DynamicSupervisor])
+async def test_an_unexpected_message_is_logged_and_an_exit_of_a_stranger_ignored(
+    node: object, behaviour: type[Supervisor] | type[DynamicSupervisor]
+) -> None:
+    """As in OTP: the one logged at ERROR, the other dropped; the children are untouched."""
+    otp.process_flag("trap_exit", True)
+    if behaviour is Supervisor:
+        sup = pid_of(await Supervisor.start_link([Worker]))
+    else:
+        sup = await start_dyn()
+        await DynamicSupervisor.start_child(sup, Worker)
+    before = await behaviour.which_children(sup)
+
+    async def stranger() -> None:  # linked to the supervisor, but not its child
+        otp.link(sup)
+        otp.exit((otp.SHUTDOWN, "gone"))  # no crash report of its own
+
+    with capture_reports() as reports:
+        otp.send(sup, "junk")
+        _, ref = otp.spawn_monitor(stranger)
+        await assert_receive(lambda m: isinstance(m, otp.Down) and m.ref == ref)
+        assert await behaviour.which_children(sup) == before  # both handled by now
+    assert reports == [UnexpectedMessage(sup, None, behaviour, "junk")]
+    await stop_supervisor(sup)
