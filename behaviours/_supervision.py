@@ -3,6 +3,7 @@ counting restarts, and the supervisor reports."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -36,6 +37,7 @@ __all__ = [
     "shutdown_one",
     "start_child_process",
     "unexpected",
+    "yield_before_retry",
 ]
 
 RESTARTING: Final = "restarting"
@@ -80,7 +82,7 @@ class SupervisorReport:
     """A supervisor event worth an operator's attention (logged on `otp.supervisor`).
 
     `context` is `start_error`, `child_terminated`, `shutdown_error`, or `shutdown` (with
-    `reason="reached_max_restart_intensity"` or `"auto_shutdown"`).
+    `reason="reached_max_restart_intensity"`). An auto shutdown is asked for, not reported.
     """
 
     supervisor: Any
@@ -100,6 +102,13 @@ def report(supervisor: Any, context: ReportContext, reason: Any, offender: Any) 
         reason,
         offender,
     )
+
+
+async def yield_before_retry() -> None:
+    """Let the other processes run before a supervisor retries a failed restart: a start
+    that fails without waiting would otherwise retry in a loop no one else gets into (OTP
+    leaves the retry to a message to itself, behind whatever came meanwhile)."""
+    await asyncio.sleep(0)
 
 
 def unexpected(supervisor: Any, behaviour: type, msg: Any) -> None:
@@ -139,8 +148,15 @@ class Child:
     )
 
     def __init__(
-        self, spec: ChildSpec, args: tuple[Any, ...] = (), *, anonymous: bool = False
+        self,
+        spec: ChildSpec,
+        args: tuple[Any, ...] = (),
+        *,
+        anonymous: bool = False,
+        unstarted: bool = False,
     ) -> None:
+        """`unstarted`: added without being started (a code change); it keeps its spec
+        until it starts, even if temporary, so that `restart_child` can start it."""
         self.anonymous = anonymous
         self.id = spec.id
         self.restart = spec.restart
@@ -148,12 +164,18 @@ class Child:
         self.type = spec.type
         self.significant = spec.significant
         self.modules = spec.modules
-        temporary = spec.restart == "temporary"
-        self.spec: ChildSpec | None = None if temporary else spec
-        self.args = () if temporary else args
+        self.spec: ChildSpec | None = spec
+        self.args = args
+        if not unstarted:
+            self.started()
         self.pid: Pid | str | None = None
         self.ref: Ref | None = None
         self.restarts = 0  # how often the supervisor restarted it (otp tree shows it)
+
+    def started(self) -> None:
+        """It has been started: a temporary child forgets how."""
+        if self.restart == "temporary":
+            self.spec, self.args = None, ()
 
     def use(self, spec: ChildSpec) -> None:
         """Take a changed spec (code change): it applies from the next (re)start."""
@@ -245,13 +267,15 @@ async def _forget_exit(pid: Pid) -> None:
 
 
 def _expected(child: Child, reason: Any) -> bool:
-    """A reason a shut-down child may end with without a `shutdown_error` report."""
-    if type(reason) is str:
-        if reason == SHUTDOWN or (reason == KILLED and child.shutdown == "brutal_kill"):
-            return True
-        if reason == NORMAL:
-            return child.restart != "permanent"
+    """A reason a shut-down child may end with without a `shutdown_error` report (OTP's
+    `shutdown/1`): what it was sent (`killed` for brutal_kill, else `shutdown`), or, for a
+    child that is not permanent, any normal end."""
+    if reason == (KILLED if child.shutdown == "brutal_kill" else SHUTDOWN):
+        return True
+    if child.restart == "permanent":
         return False
+    if reason in (SHUTDOWN, NORMAL):
+        return True
     return type(reason) is tuple and len(reason) == 2 and reason[0] == SHUTDOWN
 
 

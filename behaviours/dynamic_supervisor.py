@@ -37,6 +37,7 @@ from ._supervision import (
     shutdown_one,
     start_child_process,
     unexpected,
+    yield_before_retry,
 )
 from .gen_server import GenServer
 from .supervisor import Supervisor, check_flags
@@ -200,6 +201,7 @@ class _DynamicServer(GenServer[_State]):
         if type(msg) is tuple and len(msg) == 2 and msg[0] == TRY_AGAIN:
             waiting = state.restarting.pop(msg[1], None)
             if waiting is not None:
+                await yield_before_retry()
                 return await _restart(state, waiting, msg[1])
         else:
             unexpected(state.name, DynamicSupervisor, msg)

@@ -49,6 +49,7 @@ from ._supervision import (
     shutdown_one,
     start_child_process,
     unexpected,
+    yield_before_retry,
 )
 from .gen_server import GenServer
 
@@ -254,11 +255,15 @@ class _State:
         self.name: Any = None
         self.children: list[Child] = []
         self.by_pid: dict[Pid, Child] = {}
-        self.set_flags(flags)
-
-    def set_flags(self, flags: SupFlags) -> None:
         self.flags = flags
         self.intensity = RestartIntensity(flags.intensity, flags.period, flags.clock)
+
+    def set_flags(self, flags: SupFlags) -> None:
+        """New flags (a code change); the restarts already counted still count, as in OTP."""
+        history = self.intensity.restarts
+        self.flags = flags
+        self.intensity = RestartIntensity(flags.intensity, flags.period, flags.clock)
+        self.intensity.restarts = history
 
     def find(self, id: Any) -> Child | None:
         for child in self.children:
@@ -316,6 +321,7 @@ class _SupervisorServer(GenServer[_State]):
         if type(msg) is tuple and len(msg) == 2 and msg[0] == TRY_AGAIN:
             child = state.find(msg[1])
             if child is not None and child.pid == RESTARTING:
+                await yield_before_retry()
                 return await _restart(state, child)
         else:
             unexpected(state.name, state.owner, msg)
@@ -329,19 +335,25 @@ class _SupervisorServer(GenServer[_State]):
 
     async def code_change(self, old_vsn: Any, state: _State, extra: Any) -> _State:
         """Re-read `init`: new flags apply, new specs are added (not started), changed
-        specs update their children; nothing changes if anything is invalid."""
+        specs update their children; nothing changes if anything is invalid. As in OTP, the
+        children then start (and stop) in the new init's order, and those it no longer
+        lists come after them, in their old order."""
         if state.owner is Supervisor:
             return state
         result = await _run_init(state.owner, state.arg)
         if result is IGNORE:
             return state
         flags, specs = result
+        ordered: list[Child] = []
         for spec in specs:
             child = state.find(spec.id)
             if child is None:
-                state.children.append(Child(spec))
+                child = Child(spec, unstarted=True)
             else:
                 child.use(spec)
+            ordered.append(child)
+        listed = {spec.id for spec in specs}
+        state.children = ordered + [c for c in state.children if c.id not in listed]
         state.set_flags(flags)
         return state
 
@@ -381,8 +393,7 @@ async def _child_exited(state: _State, child: Child, reason: Any) -> Any:
     if not exit_is_restart(state.name, child, reason):
         if child.restart == "temporary":
             _remove(state, child)
-        if child.significant and _auto_shutdown(state):
-            report(state.name, "shutdown", "auto_shutdown", child.id)
+        if child.significant and _auto_shutdown(state):  # asked for: no report, as in OTP
             return Stop(SHUTDOWN, state)
         return NoReply(state)
     return await _restart(state, child)
@@ -409,9 +420,10 @@ async def _restart(state: _State, child: Child) -> Any:
         index = state.children.index(child)
         group = state.children if strategy == Strategy.ONE_FOR_ALL else state.children[index:]
         for other in reversed(group):
-            if other is not child and other.running:
+            if other.running:
                 state.by_pid.pop(other.pid, None)  # type: ignore[arg-type]
                 await shutdown_one(state.name, other)
+            other.pid = None  # one still restarting (a retry) starts with the group
         for other in [c for c in group if c.restart == "temporary" and c is not child]:
             _remove(state, other)  # temporary bystanders are not restarted
         group = [c for c in group if c in state.children]
@@ -420,19 +432,15 @@ async def _restart(state: _State, child: Child) -> Any:
 
 
 async def _start_group(state: _State, group: Sequence[Child]) -> None:
-    """Start `group` in order; on a failure stop what this round started (one_for_all),
-    mark the child restarting and retry later, so the supervisor keeps answering."""
-    started: list[Child] = []
+    """Start `group` in order. On a failure, mark that child restarting and retry later
+    (the supervisor keeps answering meanwhile); as in OTP, what this round started runs
+    until the retry restarts the group from the failed child."""
     for child in group:
         assert child.spec is not None
         try:
             pid = await start_child_process(child.spec, child.args)
         except otp.StartError as err:
             report(state.name, "start_error", err.reason, child.id)
-            if state.flags.strategy == Strategy.ONE_FOR_ALL:
-                for done in reversed(started):
-                    state.by_pid.pop(done.pid, None)  # type: ignore[arg-type]
-                    await shutdown_one(state.name, done)
             child.pid = RESTARTING
             otp.send(otp.self(), (TRY_AGAIN, child.id))
             return
@@ -440,7 +448,6 @@ async def _start_group(state: _State, group: Sequence[Child]) -> None:
         if pid is not None:
             monitor_child(child, pid)
             state.by_pid[pid] = child
-            started.append(child)
 
 
 async def _administer(state: _State, request: Any) -> Any:
@@ -494,6 +501,7 @@ async def _administer(state: _State, request: Any) -> Any:
             if pid is not None:
                 monitor_child(child, pid)
                 state.by_pid[pid] = child
+            child.started()
             return pid
         case ("delete_child", id):
             child = _existing(state, id)

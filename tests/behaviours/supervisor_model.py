@@ -140,19 +140,14 @@ class Model:
             if any(not o.running and o is not c and o.id not in stops for o in group):
                 STATS["group_restarts_stopped_child"] += 1
         STATS["restart"] += 1
-        done = []
         for o in group:
             if self.fails.get(o.id, 0) > 0:
                 self.fails[o.id] -= 1
-                starts.append(("fail", o.id))
-                if self.strategy == "one_for_all":
-                    for d in reversed(done):
-                        d.running = False
+                starts.append(("fail", o.id))  # what started before runs until the retry
                 return stops, starts, o
             o.running = True
             fresh.add(o.id)
             starts.append(("start", o.id))
-            done.append(o)
         return stops, starts, None
 
 
