@@ -36,7 +36,7 @@ import math
 import sys as _pysys
 import types
 from asyncio import CancelledError
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, Generic, NoReturn, TypeVar
 
@@ -188,7 +188,7 @@ class GenServer(Generic[S]):
         """Return the state converted from code version `old_vsn`."""
         return state
 
-    def format_status(self, status: dict[str, Any]) -> dict[str, Any]:
+    def format_status(self, status: dict[str, Any]) -> dict[str, Any] | Awaitable[dict[str, Any]]:
         """Rewrite what status and crash reports show: keys `state`, `message`, `reason`."""
         return status
 
@@ -729,12 +729,12 @@ class _Server:
         rtype = type(result)
         if rtype is Reply and from_ is not None:
             _call.reply(from_, result.reply)
-        elif rtype is Stop:
+        elif rtype is Stop and (from_ is not None or result._reply is NO_REPLY):
             if result._state is not NO_STATE:
                 self.state = result._state
             answer = (from_, result._reply) if result._reply is not NO_REPLY and from_ else None
             await self.stop_with(result._reason, None, answer)
-        elif rtype is not NoReply:
+        elif rtype is not NoReply:  # a Stop with a reply outside a call is one too (OTP)
             expected = _HANDLE_RESULT if from_ is not None else _NOREPLY_RESULT
             await self.crash(BadReturn(f"{self.cls.__qualname__}.{callback}", result, expected))
         self.state = result.state
@@ -760,24 +760,34 @@ class _Server:
         if answer is not None:
             _call.reply(*answer)
         if is_abnormal(reason):
-            self.report(reason, error)
+            await self.report(reason, error)
         if error is not None:
             raise error
         raise ExitError(reason)
 
-    def formatted(self, **status: Any) -> dict[str, Any]:
+    async def formatted(self, **status: Any) -> dict[str, Any]:
+        """`status` with the state, as `format_status` rewrites them; a placeholder state
+        if it raises or returns something else than a dict (as OTP's gen does)."""
         status["state"] = self.state
         try:
-            return self.callbacks.format_status(status)
+            shown: Any = self.callbacks.format_status(status)
+            if "format_status" in self.is_async:
+                shown = await shown
         except Exception:
             return {**status, "state": f"{self.cls.__qualname__}.format_status crashed"}
+        if not isinstance(shown, dict):
+            return {
+                **status,
+                "state": f"{self.cls.__qualname__}.format_status did not return a dict",
+            }
+        return shown
 
-    def report(self, reason: Any, exc: BaseException | None) -> None:
+    async def report(self, reason: Any, exc: BaseException | None) -> None:
         if not _logger.isEnabledFor(logging.ERROR):
             return
         last = self.last_message
         client = last[1][0] if type(last) is tuple and len(last) == 3 and last[0] == CALL else None
-        shown = self.formatted(message=last, reason=reason)
+        shown = await self.formatted(message=last, reason=reason)
         report = ServerReport(
             pid=self.proc.pid,
             name=self.name,
@@ -817,14 +827,14 @@ class _Server:
             result = await result
         self.state = result
 
-    def system_get_status(self) -> otp_sys.Status:
+    async def system_get_status(self) -> otp_sys.Status:
         return otp_sys.Status(
             pid=self.proc.pid,
             behaviour=self.cls,
             status="suspended" if self.suspended else "running",
             parent=self.parent,
             name=self.name,
-            state=self.formatted().get("state"),
+            state=(await self.formatted()).get("state"),
         )
 
     def system_children(self) -> list[otp_sys.Child] | None:

@@ -17,7 +17,7 @@ from typing import Any, Final
 from . import _node, _registry, _signals
 from ._mailbox import deliver, receive
 from ._process import Process, current
-from ._values import TIMEOUT, Down, Pid, Ref
+from ._values import NOCONNECTION, TIMEOUT, Down, Pid, Ref
 from .errors import CallError, CallTimeout
 
 __all__ = [
@@ -111,8 +111,9 @@ async def call(server: Any, payload: Any, timeout: float = 5.0, *, _kind: str = 
     """Send `payload` and wait for the reply (this is `GenServer.call`; `_kind` is the
     protocol's tag, `"$gen_call"` or `otp.sys`'s `"system"`).
 
-    Raises `otp.CallError` when the server is not there (`.reason == NOPROC`) or dies
-    first (its exit reason), and `otp.CallTimeout` after `timeout` seconds.
+    Raises `otp.CallError` when the server is not there (`.reason == NOPROC`), its node
+    is not connected (`("nodedown", node)`) or it dies first (its exit reason), and
+    `otp.CallTimeout` after `timeout` seconds.
     """
     wait = timeout if type(timeout) is float and 0 <= timeout < math.inf else None
     if wait is None:
@@ -122,11 +123,12 @@ async def call(server: Any, payload: Any, timeout: float = 5.0, *, _kind: str = 
     if proc is None or proc.finished:
         proc, lost = _registry.locate(server, me.pid.node)
         if proc is None:
-            raise CallError(lost, server, payload)
+            raise CallError(failed_reason(lost, server), server, payload)
     if proc is me:
         raise CallError("calling_self", server, payload)
     ref = _signals.add_monitor(me, proc)
     tag = (ALIAS, ref)
+    queued = len(me.mbox) if me.mbox else 0  # none of these can be the answer
     deliver(proc, (_kind, (me.pid, tag), payload))
 
     def match(msg: Any) -> bool:
@@ -134,7 +136,7 @@ async def call(server: Any, payload: Any, timeout: float = 5.0, *, _kind: str = 
         return (t is tuple and len(msg) == 2 and msg[0] is tag) or (t is Down and msg.ref is ref)
 
     try:
-        msg = await receive(match, wait)
+        msg = await receive(match, wait, _after=queued)
     except BaseException as exc:  # a timeout, or the caller cancelled: leave nothing behind
         _signals.remove_monitor(me, ref, flush=True)
         if me.mbox:
@@ -143,9 +145,18 @@ async def call(server: Any, payload: Any, timeout: float = 5.0, *, _kind: str = 
             raise CallTimeout(TIMEOUT, server, payload) from None
         raise
     if type(msg) is Down:
-        raise CallError(msg.reason, server, payload)
+        raise CallError(failed_reason(msg.reason, server), server, payload)
     _signals.remove_monitor(me, ref, flush=True)
     return msg[1]
+
+
+def failed_reason(reason: Any, server: Any) -> Any:
+    """Why a call failed: the server's exit reason, or, when its node cannot be reached,
+    `("nodedown", node)`, as gen:call says."""
+    if type(reason) is not str or reason != NOCONNECTION:
+        return reason
+    node = server.node if type(server) is Pid else server[1]
+    return ("nodedown", node)
 
 
 async def wait_response(req: RequestId, timeout: float = math.inf) -> Any:
@@ -206,7 +217,11 @@ class RequestIdCollection:
         assert entry is not None
         req, label = entry
         del self._by_ref[req.ref]
-        return settle(req, msg), label
+        try:
+            return settle(req, msg), label
+        except CallError as failed:  # which request failed matters as much as why
+            failed.label = label
+            raise
 
     def abandon_all(self) -> None:
         for req, _ in self._by_ref.values():

@@ -85,12 +85,17 @@ def deliver(proc: Process, msg: Any) -> None:
 
 
 async def receive(
-    match: Callable[[Any], object] | None = None, timeout: float | None = None
+    match: Callable[[Any], object] | None = None,
+    timeout: float | None = None,
+    *,
+    _after: int = 0,
 ) -> Any:
     """The next message, or the first one `match(msg)` accepts (the others stay, in order).
 
     Raises `TimeoutError` when nothing acceptable arrives within `timeout` seconds
-    (`timeout=0` only looks at what is already queued).
+    (`timeout=0` only looks at what is already queued). `_after` is for the runtime: the
+    number of queued messages it knows `match` rejects (those queued before a call's
+    request went out), so a long mailbox does not slow a call down.
     """
     node = _node.current
     proc: Process = None if node is None else running_task(node.loop)  # type: ignore[assignment]
@@ -106,10 +111,17 @@ async def receive(
     if mbox:
         if match is None:
             return mbox.popleft()
-        for i, msg in enumerate(mbox):
-            if match(msg):
-                del mbox[i]
-                return msg
+        if _after:  # index from the end: the skipped messages are not walked
+            for i in range(_after, len(mbox)):
+                msg = mbox[i]
+                if match(msg):
+                    del mbox[i]
+                    return msg
+        else:
+            for i, msg in enumerate(mbox):
+                if match(msg):
+                    del mbox[i]
+                    return msg
     if timeout is not None and timeout <= 0:
         raise TimeoutError("receive timed out: no matching message")
     loop = node.loop  # type: ignore[union-attr]  # a process implies a node

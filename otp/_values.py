@@ -112,8 +112,14 @@ class Pid:
             return f"<0.{self._id}.{self._serial}>"
         return f"<{self._node}.{self._id}.{self._serial}>"
 
+    def __copy__(self) -> Pid:
+        return self  # a pid is a value, as in Erlang: its copy is the same pid
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Pid:
+        return self
+
     def __reduce__(self) -> tuple[Any, ...]:
-        return (Pid, (self._node, self._id, self._serial, self._creation))
+        return (_rebuilt_pid, (self._node, self._id, self._serial, self._creation))
 
 
 @final
@@ -146,8 +152,27 @@ class Ref:
     def __repr__(self) -> str:
         return f"#Ref<0.0.{self._creation}.{self._id}>"
 
+    def __copy__(self) -> Ref:
+        return self  # a call's reply is recognised by its ref: a copy must stay it
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Ref:
+        return self
+
     def __reduce__(self) -> tuple[Any, ...]:
         return (Ref, (self._node, self._id, self._creation))
+
+
+def _rebuilt_pid(node: str, id: int, serial: int, creation: int) -> Pid:
+    """A pid rebuilt from its parts: the live pid of this node's process when it names
+    one (so that messages reach it), else a pid of no local process."""
+    from . import _node
+
+    here = _node.current
+    if here is not None and node == here.name and creation == here.creation:
+        proc = here.procs.get(id)
+        if proc is not None and proc.pid._serial == serial:
+            return proc.pid
+    return Pid(node, id, serial, creation)
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,8 +45,10 @@ class ExitError(OTPError):
 class CallError(ExitError):
     """A call to another process failed; `.reason` says why, `.server` and `.request` what.
 
-    `.reason` is `NOPROC` (no such process), `TIMEOUT`, `"calling_self"`, or the exit
-    reason of the server that died during the call.
+    `.reason` is `NOPROC` (no such process), `TIMEOUT`, `"calling_self"`,
+    `("nodedown", node)` (the server's node cannot be reached), or the exit reason of the
+    server that died during the call. `.label` is the request's label when it was waited
+    for in a request collection (else None).
     """
 
     def __init__(
@@ -54,6 +56,7 @@ class CallError(ExitError):
     ) -> None:
         self.server = server
         self.request = request
+        self.label: Any = None
         if message is None:
             message = f"call to {server!r} failed: {_explain(reason, server)}; request={request!r}"
         super().__init__(reason, message)
@@ -68,6 +71,8 @@ def _explain(reason: Any, server: Any) -> str:
         return "timeout (no reply in time)"
     if reason == "calling_self":
         return "calling_self (a process cannot call itself: it would wait for its own reply)"
+    if type(reason) is tuple and len(reason) == 2 and reason[0] == "nodedown":
+        return f"nodedown (node {reason[1]!r} is not connected)"
     return f"the server exited with {reason!r}"
 
 

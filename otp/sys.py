@@ -81,7 +81,7 @@ class SystemHandler(Protocol):
 
     async def system_code_change(self, old_vsn: Any, extra: Any) -> None: ...
 
-    def system_get_status(self) -> Status: ...
+    async def system_get_status(self) -> Status: ...
 
     async def system_terminate(self, reason: Any) -> Any: ...
 
@@ -121,7 +121,7 @@ async def handle(handler: SystemHandler, from_: _call.From, request: Any) -> Non
                     raise _Refused(("code_change_failed", exc)) from exc
                 result = None
             case "get_status":
-                result = handler.system_get_status()
+                result = await handler.system_get_status()
             case "get_children":
                 children = getattr(handler, "system_children", None)
                 result = None if children is None else children()
@@ -212,5 +212,8 @@ async def terminate(server: Any, reason: Any, timeout: float = math.inf) -> None
         raise
     if down.reason == NOPROC:
         raise ExitError(NOPROC, f"cannot terminate {server!r}: no such process")
+    lost = _call.failed_reason(down.reason, server)
+    if lost is not down.reason:
+        raise ExitError(lost, f"cannot terminate {server!r}: its node is not connected")
     if down.reason != reason and down.reason is not reason:
         raise ExitError(down.reason, f"{server!r} terminated with {down.reason!r}")

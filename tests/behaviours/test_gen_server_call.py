@@ -128,9 +128,17 @@ async def test_calls_to_dead_or_unregistered_servers_fail_with_noproc(node: obje
 
 
 async def test_a_call_to_a_node_we_are_not_connected_to_fails(node: object) -> None:
-    with pytest.raises(otp.CallError) as info:
+    """As gen:call: ("nodedown", node), for a call, a stop and a sys request alike."""
+    with pytest.raises(otp.CallError, match="not connected") as info:
         await GenServer.call(("name", "other@host"), "x", timeout=0.01)
-    assert info.value.reason == otp.NOCONNECTION
+    assert info.value.reason == ("nodedown", "other@host")
+    with pytest.raises(otp.ExitError) as stopped:
+        await GenServer.stop(("name", "other@host"))
+    assert stopped.value.reason == ("nodedown", "other@host")
+    with pytest.raises(otp.CallError) as info:
+        await otp.sys.get_state(("name", "other@host"))
+    assert info.value.reason == ("nodedown", "other@host")
+    await refute_receive(timeout=0)
 
 
 async def test_calling_self_fails_at_once(node: object) -> None:
