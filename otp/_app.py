@@ -28,8 +28,8 @@ class ApplicationError(OTPError):
 @dataclass(frozen=True)
 class Application:
     """An application spec. `start(start_args)` is an async callable returning the pid of the
-    top supervisor (None: a library application, with no processes); `stop()` runs after the
-    tree has stopped. `applications` are started first; `env` holds the defaults."""
+    top supervisor (`start=None`: a library application, with no processes); `stop()` runs
+    after the tree has stopped. `applications` are started first; `env` holds the defaults."""
 
     name: str
     start: Callable[[Any], Awaitable[Pid | None]] | None = None

@@ -21,9 +21,10 @@ from ._app import Application, ApplicationError
 from ._mailbox import receive, send
 from ._process import current
 from ._registry import register, whereis
-from ._signals import exit, monitor, process_flag, unlink
+from ._signals import exit, link, monitor, process_flag, unlink
 from ._spawn import spawn, spawn_link
 from ._values import KILL, NORMAL, SHUTDOWN, Down, Exit, Pid
+from .errors import ExitError
 from .reports import emit
 
 __all__ = ["AppTable", "ApplicationReport", "request", "stop_all", "table"]
@@ -278,13 +279,15 @@ class _Controller:
                 _report(logging.INFO, name, "stopped", self.types.get(name, "temporary"))
                 self.stopped(name)
             case ("$master", name, "exited", reason, _):
-                _exited(apps, name, reason)
+                _exited(apps, name, reason, stopping=self.shutdown is not None)
                 self.stopped(name)
             case Exit(pid=pid, reason=reason):
                 name = self.masters.pop(pid, None)
-                if name is None:  # not a master: the node's own shutdown signal
+                if name is not None:
+                    await self.master_gone(name, pid, reason)
+                elif pid == self.apps.node.init_pid:  # the node's own shutdown signal
                     exit(reason)
-                await self.master_gone(name, pid, reason)
+                # any other linked process's end is ignored, as in OTP
             case ("$shutdown", done):
                 self.shutdown = done
                 for master, name in list(self.masters.items()):
@@ -308,9 +311,17 @@ class _Controller:
             waiters.append(from_)
 
     def fail_start(self, name: str, reason: Any) -> None:
+        """Tell every caller; as OTP's controller, a permanent application that fails to
+        start stops the node, and so does a transient one unless its start exited normally."""
         error = ApplicationError(reason, f"application {name!r} failed to start: {reason!r}")
         for waiter in self.starting.pop(name, []):
             _call.reply(waiter, ("error", error))
+        type_ = self.types.get(name, "temporary")
+        normal = type(reason) is str and reason == NORMAL
+        if self.shutdown is None and (
+            type_ == "permanent" or (type_ == "transient" and not normal)
+        ):
+            self.apps.node.stop(("application_start_failure", name, reason))
 
     def stopped(self, name: str) -> None:
         for waiter in self.stopping.pop(name, []):
@@ -323,7 +334,7 @@ class _Controller:
             self.fail_start(name, reason)
         running = self.apps.running.get(name)
         if running is not None and running.master == master:
-            _exited(self.apps, name, reason)
+            _exited(self.apps, name, reason, stopping=self.shutdown is not None)
         await _kill_members(name)
         self.stopped(name)
 
@@ -364,8 +375,9 @@ def _forget(apps: AppTable, name: str) -> None:
         apps.order.remove(name)
 
 
-def _exited(apps: AppTable, name: str, reason: Any) -> None:
-    """An application ended by itself: report it; stop the node if its type says so.
+def _exited(apps: AppTable, name: str, reason: Any, *, stopping: bool) -> None:
+    """An application ended by itself: report it; stop the node if its type says so (and
+    the node is not already `stopping`).
 
     For an application only `normal` is a normal end: a top supervisor that gives up exits
     with `shutdown`, and that is the crash a transient application must not survive.
@@ -375,7 +387,7 @@ def _exited(apps: AppTable, name: str, reason: Any) -> None:
     _forget(apps, name)
     normal = type(reason) is str and reason == NORMAL
     _report(logging.INFO if normal else logging.ERROR, name, "exited", type_, reason)
-    if type_ == "permanent" or (type_ == "transient" and not normal):
+    if not stopping and (type_ == "permanent" or (type_ == "transient" and not normal)):
         apps.node.stop(("application_terminated", name, reason))
 
 
@@ -393,14 +405,16 @@ async def _master(spec: Application, controller: Pid) -> None:
 
     try:
         top = None if spec.start is None else await spec.start(spec.start_args)
-    except Exception as exc:
+    except Exception as exc:  # otp.exit(r) in start means r, as for any process
         await _kill_members(spec.name)
-        tell("start_failed", exc)
+        tell("start_failed", exc.reason if type(exc) is ExitError else exc)
         return
-    if top is not None and type(top) is not Pid:
+    if spec.start is not None and type(top) is not Pid:  # None too: OTP's bad_return
         await _kill_members(spec.name)
         tell("start_failed", ("bad_start_return", top))
         return
+    if top is not None:
+        link(top)  # whatever start did: the application ends when its top process does
     tell("started", top)
 
     def mine(m: Any) -> bool:

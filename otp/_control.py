@@ -112,6 +112,8 @@ async def _answer(reader: asyncio.StreamReader, node: _node.Node, cookie: bytes)
         return Response(False, error="malformed request: the frame is truncated")
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         return Response(False, error=f"malformed request: {exc}")
+    except RecursionError:
+        return Response(False, error="malformed request: nested too deeply")
     if not hmac.compare_digest(request.cookie.encode(), cookie):
         return Response(False, error="unauthenticated: wrong cookie")
     command = _COMMANDS.get(request.command)

@@ -91,16 +91,18 @@ async def _boot(
 ) -> Any:
     node = _node.Node(name, cookie, asyncio.get_running_loop())
     _node.current = node
+    halted = False  # the node was stopped before main ended (else: main's outcome counts)
     try:
         main_proc = spawn(main, *args)._proc
         assert main_proc is not None
         node.main = main_proc
         await asyncio.wait((node.main_done, node.halted), return_when=asyncio.FIRST_COMPLETED)
+        halted = node.halted.done()
     finally:
         await _shutdown(node, timeout)
     if node.interrupt is not None:  # a process raised KeyboardInterrupt or SystemExit
         raise node.interrupt
-    if node.halted.done():
+    if halted:
         halt = node.halted.result()
         if type(halt) is str and halt == NORMAL:
             return None

@@ -26,6 +26,7 @@ application that ends stops the node; `"transient"` does so after an abnormal en
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from typing import Any
 
@@ -97,6 +98,7 @@ def unload(name: str) -> None:
 
 async def start(name: str, type: StartType = "temporary") -> None:
     """Start a loaded application whose dependencies run; concurrent starts start it once."""
+    _check_name(name)
     if type not in START_TYPES:
         raise ValueError(
             f"an application type is 'permanent', 'transient' or 'temporary'\nGot: {type!r}"
@@ -120,7 +122,8 @@ async def ensure_all_started(name: str | Application, type: StartType = "tempora
             if err.reason == ("already_started", app):
                 continue
             for done in reversed(started):  # only what this call started, newest first
-                await stop(done)
+                with contextlib.suppress(ApplicationError):  # one already gone: go on
+                    await stop(done)
             raise ApplicationError(
                 (app, err.reason), f"cannot start {name!r}: {app!r} failed: {err.reason!r}"
             ) from err
@@ -131,7 +134,13 @@ async def ensure_all_started(name: str | Application, type: StartType = "tempora
 
 async def stop(name: str) -> None:
     """Stop a running application: its tree, its `stop`, then every process of it."""
+    _check_name(name)
     await _controller.request(("stop", name))
+
+
+def _check_name(name: object) -> None:
+    if type(name) is not str:
+        raise TypeError(f"an application is named by a str, got {name!r}")
 
 
 def which_applications() -> list[tuple[str, str, str]]:

@@ -17,6 +17,7 @@ import logging
 import os
 import secrets
 import signal
+import stat
 import sys
 import time
 from pathlib import Path
@@ -84,6 +85,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _own_run_dir(run_dir: Path) -> None:
+    """Create the run directory owner-only, or check that an existing one is: it holds the
+    cookie, and anyone who can write in it could replace the socket or the cookie file."""
+    if not run_dir.exists():
+        run_dir.mkdir(mode=0o700, parents=True)
+    info = run_dir.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise _control.ControlError(
+            f"the run directory {run_dir} must be a directory of yours that no one else can "
+            f"use (mode 0700); it is {stat.filemode(info.st_mode)} owned by uid {info.st_uid}"
+        )
+
+
 def _paths(args: argparse.Namespace) -> tuple[Path, Path]:
     run_dir = args.run_dir or default_run_dir()
     short = args.name.partition("@")[0]
@@ -111,10 +125,13 @@ def _run(args: argparse.Namespace) -> int:
         raise _control.ControlError(
             f"a node named {args.name!r} is already running (its socket is {socket_path})"
         )
-    if not socket_path.parent.exists():
-        socket_path.parent.mkdir(mode=0o700, parents=True)
+    _own_run_dir(socket_path.parent)
     cookie = args.cookie or secrets.token_urlsafe(24)
-    fd = os.open(cookie_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:  # never through a link someone planted: it would write the cookie elsewhere
+        fd = os.open(cookie_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise _control.ControlError(f"cannot write the cookie file {cookie_path}: {exc}") from exc
+    os.fchmod(fd, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(cookie)
     try:

@@ -321,3 +321,160 @@ def test_run_an_application_until_the_node_is_stopped() -> None:
 
 
 LOADABLE = otp.Application(name="loadable")
+
+
+# -- review against OTP's application_controller -----------------------------------------
+
+# A permanent or transient application that fails to start stops the node (OTP:
+# handle_application_started); a transient one whose start exited normally does not.
+
+
+async def _exit_normal(arg: Any) -> otp.Pid:
+    otp.exit(otp.NORMAL)
+
+
+@pytest.mark.parametrize(
+    ("type_", "start", "stops_node"),
+    [
+        ("permanent", failing_start, True),
+        ("transient", failing_start, True),
+        ("transient", _exit_normal, False),
+        ("temporary", failing_start, False),
+    ],
+)
+def test_a_start_failure_of_a_permanent_or_transient_app_stops_the_node(
+    type_: str, start: Any, stops_node: bool
+) -> None:
+    async def main() -> str:
+        load(app("sf", start=start))
+        with pytest.raises(ApplicationError):
+            await otp.application.start("sf", type_)  # type: ignore[arg-type]
+        # the controller stops the node before it answers the start
+        assert otp._node.get().halted.done() == stops_node
+        return "survived"
+
+    with capture_reports():
+        if stops_node:
+            with pytest.raises(otp.ExitError):
+                otp.run(main)
+        else:
+            assert otp.run(main) == "survived"
+
+
+# The pid that start returns is linked to the master.
+
+
+async def _worker() -> None:
+    await otp.receive(lambda m: m == "die")
+    raise RuntimeError("worker died")
+
+
+async def unlinked_start(arg: Any) -> otp.Pid:
+    pid = otp.spawn(_worker)  # belongs to the app, but is not linked to the master
+    otp.register("unl_top", pid)
+    return pid
+
+
+async def test_the_end_of_an_unlinked_top_process_ends_the_application(node: object) -> None:
+    load(app("unl", start=unlinked_start))
+    await otp.application.start("unl")
+    top = otp.whereis("unl_top")
+    assert top is not None
+    master = otp.process_info(top).parent  # type: ignore[union-attr]
+    ref = otp.monitor(master)
+    with capture_reports():
+        otp.send(top, "die")
+        await assert_receive(lambda m: isinstance(m, otp.Down) and m.ref == ref)
+    assert otp.application.which_applications() == []
+
+
+# A top supervisor that returns ignore is a bad return, not a library application.
+
+
+class IgnoringSup(Supervisor):
+    def init(self, arg: Any) -> Any:
+        return otp.IGNORE
+
+
+async def test_a_top_supervisor_that_ignores_fails_the_start(node: object) -> None:
+    load(app("ign", start=IgnoringSup.start_link))
+    with capture_reports(), pytest.raises(ApplicationError):
+        await otp.application.start("ign")
+    assert otp.application.which_applications() == []
+
+
+# Ensure_all_started undoes everything it started even if one of them already ended.
+
+
+async def kills_c_then_fails(arg: Any) -> otp.Pid:
+    holder = otp.whereis("c_holder")
+    top = otp.process_info(holder).parent  # type: ignore[arg-type,union-attr]
+    master = otp.process_info(top).parent  # type: ignore[union-attr]
+    ref = otp.monitor(master)
+    GenServer.cast(holder, "crash")  # intensity 0: c's tree ends, c exits (temporary)
+    await otp.receive(lambda m: isinstance(m, otp.Down) and m.ref == ref)
+    raise RuntimeError("b cannot start")
+
+
+async def test_ensure_all_started_rollback_survives_an_app_that_already_ended(
+    node: object,
+) -> None:
+    load(app("a"), app("c"), app("b", start=kills_c_then_fails), app("top", "a", "c", "b"))
+    with capture_reports(), pytest.raises(ApplicationError) as info:
+        await otp.application.ensure_all_started("top")
+    try:
+        assert info.value.reason[0] == "b"  # the failure, not the rollback's stumble
+        assert otp.application.which_applications() == []  # "a" was stopped too
+    finally:
+        if otp.application.which_applications():
+            await otp.application.stop("a")
+
+
+# A bad application name must not kill the application controller.
+
+
+async def test_an_unhashable_name_is_refused_and_the_controller_survives(node: object) -> None:
+    load(app("alive"))
+    await otp.application.start("alive")
+    with pytest.raises(TypeError, match="named by a str"):
+        await otp.application.start(["alive"])  # type: ignore[arg-type]
+    await otp.application.stop("alive")  # the controller must still be there
+
+
+# A stranger's exit signal must not take the controller (and every application) down.
+
+
+async def test_a_linked_stranger_that_crashes_does_not_kill_the_controller(node: object) -> None:
+    load(app("alive2"))
+    await otp.application.start("alive2")
+
+    async def stranger() -> None:
+        controller = otp.whereis("application_controller")
+        assert controller is not None
+        otp.link(controller)
+        raise RuntimeError("stranger crashed")
+
+    with capture_reports():
+        _, ref = otp.spawn_monitor(stranger)
+        await assert_receive(lambda m: isinstance(m, otp.Down) and m.ref == ref)
+    await otp.application.stop("alive2")  # OTP's controller ignores an unknown 'EXIT'
+
+
+# An application that ends during a normal node shutdown does not turn it into a failure.
+
+
+def test_a_permanent_app_ending_during_the_shutdown_keeps_mains_result() -> None:
+    async def crash_old() -> None:  # the newer app's stop makes the older app's tree end
+        holder = otp.whereis("old_holder")
+        ref = otp.monitor(holder)  # type: ignore[arg-type]
+        GenServer.cast(holder, "crash")
+        await otp.receive(lambda m: isinstance(m, otp.Down) and m.ref == ref)
+
+    async def main() -> str:
+        load(app("old"), app("young", stop=crash_old))
+        await otp.application.start("old", "permanent")
+        await otp.application.start("young")
+        return "done"
+
+    with capture_reports():
+        assert otp.run(main) == "done"  # main returned: the node was already stopping

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -233,3 +234,70 @@ def test_a_second_node_with_the_same_name_is_refused(node: Node) -> None:
     assert second.finish() != 0
     assert "already running" in "".join(second.lines)
     assert node.otp("status").returncode == 0  # the first node is still reachable
+
+
+def _frame(body: bytes) -> bytes:
+    return len(body).to_bytes(4, "big") + body
+
+
+def test_a_deeply_nested_request_gets_an_error_reply(node: Node) -> None:
+    enc = msgspec.msgpack.Encoder()
+    body = (
+        b"\x83"
+        + enc.encode("cookie")
+        + enc.encode("x")
+        + enc.encode("command")
+        + enc.encode("status")
+        + enc.encode("args")
+        + b"\x81"
+        + enc.encode("a")
+        + b"\x91" * 100_000
+        + b"\xc0"
+    )
+    reply = _raw(node.run_dir / "t.sock", _frame(body))
+    assert b"malformed request" in reply, reply
+    assert node.otp("status").returncode == 0
+
+
+def test_oversized_and_concurrent_garbage_leave_the_node_up(node: Node) -> None:
+    sock = node.run_dir / "t.sock"
+    assert b"too large" in _raw(sock, (2 << 20).to_bytes(4, "big"))
+    replies: list[bytes] = []
+
+    def client() -> None:
+        replies.append(_raw(sock, b"\x00\x00\x00\x03\xc1\xc1\xc1"))
+
+    threads = [threading.Thread(target=client) for _ in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(replies) == 50 and all(b"malformed request" in r for r in replies)
+    assert node.otp("status").returncode == 0
+
+
+def test_a_run_directory_others_can_use_is_refused(tmp_path: Path) -> None:
+    """It holds the cookie: a directory someone else made (say /tmp/otp-<uid>) could hold
+    a link that makes `otp run` write the cookie where its owner wants."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    run_dir.chmod(0o777)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    (run_dir / "t.cookie").symlink_to(victim)
+    refused = Node(run_dir)
+    assert refused.finish() != 0
+    assert any("must be a directory of yours" in line for line in refused.lines)
+    assert victim.read_text() == "precious\n"
+
+
+def test_a_cookie_file_that_is_a_link_is_not_followed(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir(mode=0o700)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    (run_dir / "t.cookie").symlink_to(victim)
+    refused = Node(run_dir)
+    assert refused.finish() != 0
+    assert any("cannot write the cookie file" in line for line in refused.lines)
+    assert victim.read_text() == "precious\n"
