@@ -771,7 +771,7 @@ class _Server:
         status["state"] = self.state
         try:
             shown: Any = self.callbacks.format_status(status)
-            if "format_status" in self.is_async:
+            if inspect.isawaitable(shown):  # its type allows any awaitable
                 shown = await shown
         except Exception:
             return {**status, "state": f"{self.cls.__qualname__}.format_status crashed"}

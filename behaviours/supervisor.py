@@ -501,7 +501,7 @@ async def _administer(state: _State, request: Any) -> Any:
             if pid is not None:
                 monitor_child(child, pid)
                 state.by_pid[pid] = child
-            child.started()
+                child.started()  # (one that ignored stays, and can be restarted again)
             return pid
         case ("delete_child", id):
             child = _existing(state, id)

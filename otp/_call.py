@@ -51,18 +51,25 @@ class RequestId:
         self.server = server
         self.request = request
         self.ref = ref
-        tag = self.tag = (ALIAS, ref)
-
-        def match(msg: Any) -> bool:
-            t = type(msg)
-            return (t is tuple and len(msg) == 2 and msg[0] is tag) or (
-                t is Down and msg.ref is ref
-            )
-
-        self.match: Callable[[Any], bool] = match
+        self.tag = (ALIAS, ref)
+        self.match = answers(self.tag, ref)
 
     def __repr__(self) -> str:
         return f"<RequestId {self.ref!r} to {self.server!r}>"
+
+
+def answers(tag: tuple[str, Ref], ref: Ref) -> Callable[[Any], bool]:
+    """The predicate of the messages that end a request: its reply, or the `Down` of the
+    server it went to."""
+
+    def match(msg: Any) -> bool:
+        t = type(msg)
+        if t is tuple and len(msg) == 2:  # a tag that went through pickle is equal, not it
+            first = msg[0]
+            return first is tag or (type(first) is tuple and first == tag)
+        return t is Down and msg.ref is ref
+
+    return match
 
 
 def check_timeout(timeout: object, what: str) -> float | None:
@@ -131,10 +138,7 @@ async def call(server: Any, payload: Any, timeout: float = 5.0, *, _kind: str = 
     queued = len(me.mbox) if me.mbox else 0  # none of these can be the answer
     deliver(proc, (_kind, (me.pid, tag), payload))
 
-    def match(msg: Any) -> bool:
-        t = type(msg)
-        return (t is tuple and len(msg) == 2 and msg[0] is tag) or (t is Down and msg.ref is ref)
-
+    match = answers(tag, ref)
     try:
         msg = await receive(match, wait, _after=queued)
     except BaseException as exc:  # a timeout, or the caller cancelled: leave nothing behind
@@ -155,7 +159,12 @@ def failed_reason(reason: Any, server: Any) -> Any:
     `("nodedown", node)`, as gen:call says."""
     if type(reason) is not str or reason != NOCONNECTION:
         return reason
-    node = server.node if type(server) is Pid else server[1]
+    if type(server) is Pid:
+        node = server.node
+    elif type(server) is tuple:  # (name, node)
+        node = server[1]
+    else:  # a local name: the server lost its own link to another node
+        node = _node.get().name
     return ("nodedown", node)
 
 
@@ -207,7 +216,7 @@ class RequestIdCollection:
             tag = msg[0]
             if type(tag) is tuple and len(tag) == 2 and tag[0] == ALIAS:
                 entry = self._by_ref.get(tag[1])
-                if entry is not None and entry[0].tag is tag:
+                if entry is not None and entry[0].tag == tag:
                     return entry
         return None
 

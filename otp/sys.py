@@ -212,8 +212,9 @@ async def terminate(server: Any, reason: Any, timeout: float = math.inf) -> None
         raise
     if down.reason == NOPROC:
         raise ExitError(NOPROC, f"cannot terminate {server!r}: no such process")
+    if down.reason == reason or down.reason is reason:  # it ended as asked
+        return
     lost = _call.failed_reason(down.reason, server)
     if lost is not down.reason:
         raise ExitError(lost, f"cannot terminate {server!r}: its node is not connected")
-    if down.reason != reason and down.reason is not reason:
-        raise ExitError(down.reason, f"{server!r} terminated with {down.reason!r}")
+    raise ExitError(down.reason, f"{server!r} terminated with {down.reason!r}")

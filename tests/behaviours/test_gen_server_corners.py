@@ -5,6 +5,7 @@ collection, and Stop with a reply outside a call."""
 from __future__ import annotations
 
 import copy
+import pickle
 import sys
 from types import FrameType
 from typing import Any
@@ -150,3 +151,71 @@ async def test_a_copied_pid_is_the_pid(node: object) -> None:
     assert copy.deepcopy((me, ref)) == (me, ref)
     otp.send(copy.deepcopy(me), "to a copy")
     assert await assert_receive("to a copy") == "to a copy"
+
+
+REMOTE = otp.Pid("elsewhere@host", 1, 0, 1)  # a node we are not connected to
+
+
+class LinksAway(GenServer[None]):
+    def init(self, arg: None) -> None:
+        return None
+
+    def handle_call(self, request: Any, from_: Any, state: None) -> Any:
+        otp.link(REMOTE)  # noconnection: this local server dies with that reason
+        return Reply("unreachable", state)
+
+
+async def test_nodedown_names_the_node_for_a_registered_name(node: object) -> None:
+    """A local server that dies of a lost connection: the node named is ours (gen:get_node)."""
+    pid_of(await LinksAway.start(None, name="srv"))
+    with capture_reports(), pytest.raises(otp.CallError) as info:
+        await GenServer.call("srv", "go", 1.0)
+    assert info.value.reason == ("nodedown", otp.self().node)
+
+
+async def test_sys_terminate_with_reason_noconnection(node: object) -> None:
+    """It ended as asked: no nodedown for a reason someone chose."""
+    pid = pid_of(await LinksAway.start(None))
+    with capture_reports():
+        await otp.sys.terminate(pid, otp.NOCONNECTION)
+
+
+class Pickles(GenServer[list[bytes]]):
+    def init(self, arg: None) -> list[bytes]:
+        return []
+
+    def handle_call(self, request: Any, from_: Any, state: list[bytes]) -> Any:
+        if request == "wait":
+            return NoReply([*state, pickle.dumps(from_)])  # e.g. a checkpointed state
+        for saved in state:
+            GenServer.reply(pickle.loads(saved), "released")
+        return Reply("ok", [])
+
+
+async def test_a_reply_to_an_unpickled_from_arrives(node: object) -> None:
+    """An unpickled from_ is equal, not identical: its reply is still taken."""
+    pid = pid_of(await Pickles.start(None))
+    req = GenServer.send_request(pid, "wait")
+    assert await GenServer.call(pid, "release") == "ok"
+    assert await GenServer.wait_response(req, 1.0) == "released"
+    await GenServer.stop(pid)
+
+
+class SyncReturnsAwaitable(GenServer[str]):
+    def init(self, arg: str) -> str:
+        return arg
+
+    def handle_call(self, request: Any, from_: Any, state: str) -> Any:
+        return Reply(state, state)
+
+    def format_status(self, status: dict[str, Any]) -> Any:  # typed dict | Awaitable[dict]
+        return self._hide(status)
+
+    async def _hide(self, status: dict[str, Any]) -> dict[str, Any]:
+        return {**status, "state": "hidden"}
+
+
+async def test_an_awaitable_from_a_plain_format_status_is_awaited(node: object) -> None:
+    pid = pid_of(await SyncReturnsAwaitable.start("secret"))
+    assert (await otp.sys.get_status(pid)).state == "hidden"
+    await GenServer.stop(pid)

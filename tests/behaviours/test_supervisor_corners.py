@@ -192,3 +192,20 @@ async def test_a_restart_loop_lets_other_processes_in(node: object) -> None:
         await Supervisor.terminate_child(sup, "c")  # answered between two retries
     assert attempts["n"] < 10_000
     await stop_supervisor(sup)
+
+
+async def _ignore() -> None:
+    return None
+
+
+async def test_restart_child_twice_of_an_ignoring_temporary_child(node: object) -> None:
+    """OTP answers {ok, undefined} both times; the child stays, with its spec."""
+    CONFIG.update(flags=Supervisor.flags(), children=[])
+    otp.process_flag("trap_exit", True)
+    sup = pid_of(await Changing.start_link())
+    CONFIG.update(children=[ChildSpec("t", _ignore, restart="temporary")])
+    await change_code(sup)
+    with capture_reports():
+        assert await Supervisor.restart_child(sup, "t") is None
+        assert await Supervisor.restart_child(sup, "t") is None
+    await stop_supervisor(sup)
