@@ -426,19 +426,13 @@ async def _await_down(ref: Ref) -> None:
     await otp.receive(lambda m: type(m) is otp.Down and m.ref is ref)
 
 
-async def _server_main(
-    cls: type[GenServer[Any]],
-    arg: Any,
-    name: str | None,
-    starter: Pid,
-    parent: Pid | None,
-    tag: Ref,
-) -> None:
-    """The body of a GenServer process: register, init, acknowledge, then serve."""
-    server = await _init_server(cls, arg, name, starter, parent, tag)
+async def _server_main(*start: Any) -> None:
+    """The body of a GenServer process: register, init, acknowledge, then serve.
+    `start` is what `_init_server` takes."""
+    server = await _init_server(*start)
     # This frame waits for the server's whole life: keep neither the init argument nor
     # the start handshake alive that long.
-    del arg, starter, tag
+    del start
     if server is not None:
         await server.serve()
 

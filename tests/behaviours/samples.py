@@ -237,3 +237,15 @@ async def stop_supervisor(sup: otp.Pid) -> None:
     """Stop a supervisor the test started linked (trapping exits), and take its Exit."""
     await GenServer.stop(sup, otp.SHUTDOWN)
     await otp.receive(lambda m: isinstance(m, otp.Exit) and m.pid == sup, timeout=5)
+
+
+class Crashable(GenServer[str]):
+    """Answers its state; the call "crash" makes it raise (a crash with a report)."""
+
+    def init(self, arg: str) -> str:
+        return arg
+
+    def handle_call(self, request: object, from_: object, state: str) -> Reply[str]:
+        if request == "crash":
+            raise RuntimeError("crash")
+        return Reply(state, state)

@@ -16,7 +16,7 @@ import otp
 from behaviours import BadReturn, GenServer, NoReply, Reply, ServerReport, Stop
 from otp.testing import assert_receive, capture_reports
 
-from .samples import Echo, pid_of
+from .samples import Crashable, Echo, pid_of
 
 
 async def test_a_call_looks_at_none_of_the_messages_queued_before_it(node: object) -> None:
@@ -50,14 +50,7 @@ async def test_a_call_looks_at_none_of_the_messages_queued_before_it(node: objec
     await GenServer.stop(pid)
 
 
-class Fmt(GenServer[str]):
-    def init(self, arg: str) -> str:
-        return arg
-
-    def handle_call(self, request: object, from_: object, state: str) -> Reply[str]:
-        if request == "crash":
-            raise RuntimeError("crash")
-        return Reply(state, state)
+Fmt = Crashable
 
 
 class AsyncFmt(Fmt):

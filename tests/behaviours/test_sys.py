@@ -11,7 +11,7 @@ import otp
 from behaviours import GenServer, NoReply, Reply, ServerReport
 from otp.testing import assert_receive, capture_reports, refute_receive
 
-from .samples import Echo, pid_of
+from .samples import Crashable, Echo, pid_of
 
 
 async def started(state: object = None, name: str | None = None) -> otp.Pid:
@@ -120,15 +120,7 @@ async def test_format_status_shapes_status_and_crash_reports(node: object) -> No
     assert report.reason == "redacted reason" and report.last_message == "redacted message"
 
 
-class BadFormat(GenServer[str]):
-    def init(self, arg: str) -> str:
-        return arg
-
-    def handle_call(self, request: object, from_: object, state: str) -> Reply[str]:
-        if request == "crash":
-            raise RuntimeError("crash")
-        return Reply(state, state)
-
+class BadFormat(Crashable):
     def format_status(self, status: dict[str, Any]) -> dict[str, Any]:
         raise KeyError("format_status is broken")
 

@@ -206,12 +206,7 @@ def test_transient_and_temporary_applications(type_: str, how: str, stops_node: 
         assert otp.application.which_applications() == []
         return "survived"
 
-    with capture_reports():
-        if stops_node:
-            with pytest.raises(otp.ExitError):
-                otp.run(main)
-        else:
-            assert otp.run(main) == "survived"
+    run_node(main, stops_node)
 
 
 async def test_stop_ends_every_process_of_the_application(node: object) -> None:
@@ -353,12 +348,7 @@ def test_a_start_failure_of_a_permanent_or_transient_app_stops_the_node(
         assert otp._node.get().halted.done() == stops_node
         return "survived"
 
-    with capture_reports():
-        if stops_node:
-            with pytest.raises(otp.ExitError):
-                otp.run(main)
-        else:
-            assert otp.run(main) == "survived"
+    run_node(main, stops_node)
 
 
 # The pid that start returns is linked to the master.
@@ -478,3 +468,13 @@ def test_a_permanent_app_ending_during_the_shutdown_keeps_mains_result() -> None
 
     with capture_reports():
         assert otp.run(main) == "done"  # main returned: the node was already stopping
+
+
+def run_node(main: Any, stops_node: bool) -> None:
+    """Run `main` on a node: it stops the node (run raises) or it returns "survived"."""
+    with capture_reports():
+        if stops_node:
+            with pytest.raises(otp.ExitError):
+                otp.run(main)
+        else:
+            assert otp.run(main) == "survived"
