@@ -78,6 +78,8 @@ class AppTable:
         self.loaded: dict[str, _Loaded] = {}
         self.running: dict[str, _Running] = {}
         self.order: list[str] = []  # running applications, in start order
+        # started, then ended by themselves (not stopped): OTP's "started, not running"
+        self.ended: set[str] = set()
 
     # -- loading ---------------------------------------------------------------------
 
@@ -105,6 +107,7 @@ class AppTable:
             raise ApplicationError(("running", name), f"cannot unload {name!r}: it is running")
         if self.loaded.pop(name, None) is None:
             raise ApplicationError(("not_loaded", name), f"application {name!r} is not loaded")
+        self.ended.discard(name)
 
     def spec(self, name: str) -> Application:
         loaded = self.loaded.get(name)
@@ -257,7 +260,10 @@ class _Controller:
                     self.masters[master] = name
             case ("$app", from_, ("stop", name)):
                 running = apps.running.get(name)
-                if running is None:
+                if running is None and name in apps.ended:  # nothing left to stop
+                    apps.ended.discard(name)
+                    _call.reply(from_, ("ok", None))
+                elif running is None:
                     error = ApplicationError(
                         ("not_started", name), f"application {name!r} is not started"
                     )
@@ -265,6 +271,7 @@ class _Controller:
                 else:
                     self.stop(running, from_)
             case ("$master", name, "started", top, master):
+                apps.ended.discard(name)
                 apps.running[name] = _Running(name, master, top, self.types[name])
                 apps.order.append(name)
                 _report(logging.INFO, name, "started", self.types[name])
@@ -361,6 +368,11 @@ def _refuse_start(
         return None
     for dep in apps.spec(name).applications:
         dep_name = dep if isinstance(dep, str) else dep.name
+        if dep_name in apps.ended:
+            return ApplicationError(
+                ("not_running", dep_name),
+                f"cannot start {name!r}: it needs {dep_name!r}, which was started and ended",
+            )
         if dep_name not in apps.running:
             return ApplicationError(
                 ("not_started", dep_name),
@@ -385,6 +397,7 @@ def _exited(apps: AppTable, name: str, reason: Any, *, stopping: bool) -> None:
     running = apps.running.get(name)
     type_ = running.type if running is not None else "temporary"
     _forget(apps, name)
+    apps.ended.add(name)
     normal = type(reason) is str and reason == NORMAL
     _report(logging.INFO if normal else logging.ERROR, name, "exited", type_, reason)
     if not stopping and (type_ == "permanent" or (type_ == "transient" and not normal)):

@@ -200,10 +200,11 @@ def test_transient_and_temporary_applications(type_: str, how: str, stops_node: 
         else:
             GenServer.cast("t_holder", "crash")
         await otp.receive(lambda m: isinstance(m, otp.Down) and m.ref == ref)
-        # the master told the controller before it ended: this request comes after that
-        with pytest.raises(ApplicationError):
-            await otp.application.stop("t")
+        # the master told the controller before it ended: these requests come after that
+        await otp.application.stop("t")  # started, not running: nothing to stop (OTP)
         assert otp.application.which_applications() == []
+        with pytest.raises(ApplicationError, match="not started"):
+            await otp.application.stop("t")  # stopped now
         return "survived"
 
     run_node(main, stops_node)
@@ -468,6 +469,26 @@ def test_a_permanent_app_ending_during_the_shutdown_keeps_mains_result() -> None
 
     with capture_reports():
         assert otp.run(main) == "done"  # main returned: the node was already stopping
+
+
+async def test_a_dependency_that_exited_is_not_running(node: object) -> None:
+    """OTP keeps an application that ended by itself as started, not running: a dependent's
+    start is refused with ("not_running", dep), and starting it again is fine."""
+    load(app("app9"), app("app10", "app9"))
+    await otp.application.start("app9")
+    top = otp.process_info(otp.whereis("app9_holder")).parent  # type: ignore[arg-type,union-attr]
+    master = otp.process_info(top).parent  # type: ignore[union-attr]
+    ref = otp.monitor(master)
+    with capture_reports():
+        otp.exit(top, otp.KILL)
+        await assert_receive(lambda m: isinstance(m, otp.Down) and m.ref == ref)
+    with pytest.raises(ApplicationError) as info:
+        await otp.application.start("app10")
+    assert info.value.reason == ("not_running", "app9")
+    await otp.application.start("app9")  # it can be started again
+    await otp.application.start("app10")
+    await otp.application.stop("app10")
+    await otp.application.stop("app9")
 
 
 def run_node(main: Any, stops_node: bool) -> None:
