@@ -41,9 +41,10 @@ def _check_pid(pid: object) -> Pid:
 
 
 def is_alive(pid: Pid) -> bool:
-    """True while the local process `pid` has not ended."""
+    """True while the local process `pid` has neither ended nor started to exit (as
+    Erlang's is_process_alive: an exit signal already sent to it counts)."""
     proc = _check_pid(pid)._proc
-    return proc is not None and not proc.finished
+    return proc is not None and not proc.finished and not proc.exiting
 
 
 def processes() -> list[Pid]:
@@ -53,11 +54,14 @@ def processes() -> list[Pid]:
 
 
 def process_info(pid: Pid) -> ProcessInfo | None:
-    """What the runtime knows of `pid` now, or None if it is not alive."""
+    """What the runtime knows of `pid` now, or None if it is not alive (see `is_alive`;
+    a process still running its cleanup sees itself as "exiting")."""
     proc = _check_pid(pid)._proc
     if proc is None or proc.finished:
         return None
     running: object = running_task(proc.get_loop())
+    if proc.exiting and running is not proc:
+        return None
     status: Status
     if proc.exiting:
         status = "exiting"

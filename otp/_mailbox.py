@@ -91,6 +91,8 @@ async def receive(
     _after: int = 0,
 ) -> Any:
     """The next message, or the first one `match(msg)` accepts (the others stay, in order).
+    `match` may run in the sender's process when the message arrives: keep it a pure
+    function of the message.
 
     Raises `TimeoutError` when nothing acceptable arrives within `timeout` seconds
     (`timeout=0` only looks at what is already queued). `_after` is for the runtime: the

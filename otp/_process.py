@@ -52,6 +52,7 @@ class Process(asyncio.Task[None]):
         "regname",
         "retval",
         "started",
+        "timers",
         "trap",
         "waiter",
         "watchers",
@@ -68,6 +69,7 @@ class Process(asyncio.Task[None]):
     trap: bool
     regname: str | None
     started: bool
+    timers: set[Any] | None  # its pending send_after timers, cancelled when it ends
     exiting: bool
     exit_reason: Any
     finished: bool

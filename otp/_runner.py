@@ -162,6 +162,13 @@ async def _shutdown(node: _node.Node, timeout: float) -> None:
             _signals.exit_signal(proc, node.init_pid, SHUTDOWN, linked=False)
     if await node.wait_empty(timeout):
         return
+    # A parent that outlived its SHUTDOWN: its children still get theirs before any kill.
+    late = [child for children in waiting.values() for child in children]
+    waiting.clear()
+    for child in late:
+        _signals.exit_signal(child, node.init_pid, SHUTDOWN, linked=False)
+    if late and await node.wait_empty(timeout):
+        return
     for _ in range(3):
         for proc in list(node.procs.values()):
             _signals.kill(proc, KILLED)

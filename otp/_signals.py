@@ -79,6 +79,10 @@ def terminate(proc: Process, reason: Any, exc: BaseException | None) -> None:
     pid._proc = None
     proc.mbox = None
     proc.waiter = None
+    if proc.timers:  # timers to a pid die with it (Erlang): their messages go now
+        for tref in proc.timers:
+            tref.drop()
+        proc.timers = None
     monitors = proc.monitors
     if monitors:
         proc.monitors = None

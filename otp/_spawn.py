@@ -63,6 +63,7 @@ def _spawn(
     proc.trap = False
     proc.regname = None
     proc.started = False
+    proc.timers = None
     proc.exiting = False
     proc.exit_reason = None
     proc.finished = False

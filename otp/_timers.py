@@ -29,6 +29,13 @@ class TimerRef:
         state = "pending" if self._pending else "done"
         return f"<TimerRef {state}>"
 
+    def drop(self) -> None:
+        """It will never fire (cancelled, or its pid ended): let go of its message."""
+        self._pending = False
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
 
 def send_after(delay: float, dest: Any, msg: Any) -> TimerRef:
     """Send `msg` to `dest` after `delay` seconds (`math.inf`: never).
@@ -48,12 +55,20 @@ def send_after(delay: float, dest: Any, msg: Any) -> TimerRef:
     tref = TimerRef(dest)
     if delay != math.inf:
         tref._handle = node.loop.call_later(delay, _fire, tref, dest, msg)
+    target = dest._proc if type(dest) is Pid else None
+    if target is not None:  # a timer to a pid dies with the process (Erlang)
+        if target.timers is None:
+            target.timers = set()
+        target.timers.add(tref)
     return tref
 
 
 def _fire(tref: TimerRef, dest: Any, msg: Any) -> None:
     tref._pending = False
     tref._handle = None
+    target = dest._proc if type(dest) is Pid else None
+    if target is not None and target.timers:
+        target.timers.discard(tref)
     with contextlib.suppress(NotRegisteredError):
         send(dest, msg)
 
@@ -63,11 +78,10 @@ def cancel_timer(tref: TimerRef) -> bool:
     if type(tref) is not TimerRef:
         raise TypeError(f"cancel_timer() takes a TimerRef from send_after(), got {tref!r}")
     dest = tref._dest
-    if not tref._pending or (type(dest) is Pid and dest._proc is None):
-        # fired, or its process is gone: as in Erlang, such a timer counts as cancelled
+    if not tref._pending:  # fired, or its process is gone (Erlang: already cancelled)
         return False
-    tref._pending = False
-    if tref._handle is not None:
-        tref._handle.cancel()
-        tref._handle = None
+    target = dest._proc if type(dest) is Pid else None
+    if target is not None and target.timers:
+        target.timers.discard(tref)
+    tref.drop()
     return True

@@ -13,6 +13,7 @@ import os
 import sys
 import threading
 import time
+import traceback
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -65,7 +66,11 @@ def emit(
         )
     else:
         record = _record(logger.name, level, msg, args, exc_info, report)
-    logger.handle(record)
+    try:
+        logger.handle(record)
+    except Exception:  # a broken handler must not break the process that reports
+        print(f"otp: a logging handler raised on a record of {logger.name}:", file=sys.stderr)
+        traceback.print_exc()
 
 
 _MAKE_RECORD: Final = logging.Logger.makeRecord
