@@ -30,7 +30,9 @@ from .reports import describe_entry
 
 __all__ = ["TestNode", "assert_receive", "capture_reports", "node", "refute_receive"]
 
-_SETTLE_STEPS = 20
+_QUIET_TURNS = 100  # loop turns with no process ending after which the rest count as leaks
+_MAX_TURNS = 20_000
+_DYING_WAIT = 5.0  # seconds an exiting process's cleanup may take before it counts as a leak
 
 
 @dataclass
@@ -52,44 +54,57 @@ def node(request: pytest.FixtureRequest) -> TestNode:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
-    if "node" not in pyfuncitem.fixturenames:
+    settings = pyfuncitem.funcargs.get("node")
+    if not isinstance(settings, TestNode):  # another plugin's or the project's own `node`
         return None
     test = pyfuncitem.obj
     if not inspect.iscoroutinefunction(test):
         return None
     args = pyfuncitem.funcargs
     kwargs = {name: args[name] for name in pyfuncitem._fixtureinfo.argnames}
-    settings = args["node"]
-    assert isinstance(settings, TestNode)
-    _runner.run(
-        _run_test, test, kwargs, settings.check_leaks, loop=settings.loop, name=settings.name
-    )
+    _runner.run(_run_test, test, kwargs, settings, loop=settings.loop, name=settings.name)
     return True
 
 
-async def _run_test(test: Callable[..., Any], kwargs: dict[str, Any], check_leaks: bool) -> None:
+async def _run_test(test: Callable[..., Any], kwargs: dict[str, Any], settings: TestNode) -> None:
     await test(**kwargs)
-    if check_leaks:
+    if settings.check_leaks:  # read now: the test may have turned it off
         await _check_leaks()
 
 
 async def _check_leaks() -> None:
-    """Fail if a process other than the test's is still running once exits have settled."""
+    """Fail if a process other than the test's is still running once exits have settled:
+    processes may still be ending (a supervisor stopping its children one by one), so the
+    check waits until none has ended for a while."""
     me = _process.current()
     node = _node.get()
-    for _ in range(_SETTLE_STEPS):
-        others = [p for p in node.procs.values() if p is not me and p.pid.id not in node.system]
-        if all(p.waiter is not None and not p.exiting for p in others):
+
+    def others() -> list[Any]:
+        return [p for p in node.procs.values() if p is not me and p.pid.id not in node.system]
+
+    left, quiet = len(others()), 0
+    for _ in range(_MAX_TURNS):
+        dying = [p for p in others() if p.exiting]  # on their way out: wait for them
+        if dying:
+            done, _ = await asyncio.wait(dying, timeout=_DYING_WAIT)
+            if not done:
+                break
+            left, quiet = len(others()), 0
+            continue
+        if not left or quiet >= _QUIET_TURNS:
             break
         await asyncio.sleep(0)
-    others = [p for p in node.procs.values() if p is not me and p.pid.id not in node.system]
-    if others:
+        now = len(others())
+        quiet = quiet + 1 if now == left else 0
+        left = now
+    leaked = others()
+    if leaked:
         listing = ", ".join(
             f"{p.pid!r} {describe_entry(p.entry)}"
             + (f" registered as {p.regname!r}" if p.regname else "")
-            for p in others
+            for p in leaked
         )
-        raise AssertionError(f"the test left {len(others)} process(es) running: {listing}")
+        raise AssertionError(f"the test left {len(leaked)} process(es) running: {listing}")
 
 
 def _predicate(pattern: Any) -> Callable[[Any], bool]:

@@ -81,3 +81,92 @@ async def test_capture_reports_sees_only_what_happens_inside(node: object) -> No
     otp.spawn_monitor(crash)
     await assert_receive(otp.Down)
     assert len(reports) == 1 and isinstance(reports[0].reason, ValueError)
+
+
+def test_a_shutting_down_process_is_not_a_leak(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import asyncio, otp
+        from behaviours import GenServer
+
+        class Tidy(GenServer):
+            def init(self, arg):
+                otp.process_flag("trap_exit", True)
+                return arg
+            async def terminate(self, reason, state):
+                for _ in range(30):          # flushing something: a few loop turns
+                    await asyncio.sleep(0)
+
+        async def test_fire_and_forget_shutdown(node):
+            otp.process_flag("trap_exit", True)
+            pid = await Tidy.start_link(None)
+            otp.exit(pid, otp.SHUTDOWN)
+
+        async def busy_finally():
+            try:
+                await otp.receive()
+            finally:
+                await asyncio.sleep(0.01)
+
+        async def test_killed_with_cleanup(node):
+            otp.exit(otp.spawn(busy_finally), otp.SHUTDOWN)
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+
+
+def test_setting_check_leaks_in_the_test_is_honoured(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import otp
+        async def idle():
+            await otp.receive()
+        async def test_leaky_on_purpose(node):
+            node.check_leaks = False
+            otp.spawn(idle)
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+
+
+def test_a_supervisor_stopping_its_children_is_not_a_leak(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import otp
+        from behaviours import GenServer, Supervisor
+
+        class Worker(GenServer):
+            def init(self, arg):
+                return arg
+
+        async def test_fire_and_forget(node):
+            otp.process_flag("trap_exit", True)
+            sup = await Supervisor.start_link([Worker.child_spec(i, id=i) for i in range(50)])
+            otp.exit(sup, otp.SHUTDOWN)
+        """
+    )
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_a_node_fixture_of_another_plugin_is_left_alone(pytester: pytest.Pytester) -> None:
+    """The plugin is inert for a project whose own fixture is called `node`."""
+    pytester.makeconftest(
+        """
+        import asyncio, inspect, pytest
+
+        @pytest.fixture
+        def node():
+            return {"id": 1}
+
+        @pytest.hookimpl
+        def pytest_pyfunc_call(pyfuncitem):
+            if inspect.iscoroutinefunction(pyfuncitem.obj):
+                names = pyfuncitem._fixtureinfo.argnames
+                asyncio.run(pyfuncitem.obj(**{n: pyfuncitem.funcargs[n] for n in names}))
+                return True
+        """
+    )
+    pytester.makepyfile("async def test_graph(node):\n    assert node == {'id': 1}\n")
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
