@@ -13,6 +13,7 @@ import contextlib
 import hmac
 import os
 import resource
+import signal
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -34,6 +35,7 @@ MAX_FRAME: Final = 1 << 20  # requests are small; anything bigger is not one of 
 COMMAND_TIMEOUT: Final = 30.0
 READ_TIMEOUT: Final = 5.0  # for the request to arrive once connected
 TREE_WAIT: Final = 1.0  # how long `otp tree` waits for one supervisor's children
+MAX_DEPTH: Final = 100  # how deep `otp tree` goes into nested supervisors
 
 
 class Request(msgspec.Struct, forbid_unknown_fields=True):
@@ -85,7 +87,7 @@ async def _handle(
         response = await _answer(reader, node, cookie)
         try:
             payload = _encoder.encode(response)
-        except (TypeError, msgspec.EncodeError) as exc:
+        except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as exc:
             payload = _encoder.encode(Response(False, error=f"cannot encode the reply: {exc}"))
         writer.write(_frame(payload))
         await writer.drain()
@@ -176,15 +178,16 @@ async def _tree(args: dict[str, Any]) -> list[dict[str, Any]]:
     trees = []
     for name in apps.order:
         top = apps.running[name].top
-        tree = None if top is None else await _describe(top, None, "supervisor", 0)
+        tree = None if top is None else await _describe(top, None, "supervisor", 0, 0)
         trees.append({"application": name, "tree": tree})
     return trees
 
 
-async def _describe(pid: Any, id: Any, kind: str, restarts: int) -> dict[str, Any]:
-    """One node of the tree: the process, and below a supervisor, its children."""
+async def _describe(pid: Any, id: Any, kind: str, restarts: int, depth: int) -> dict[str, Any]:
+    """One node of the tree: the process, and below a supervisor, its children (down to
+    MAX_DEPTH levels: a deeper tree is cut there, and says so)."""
     entry: dict[str, Any] = {
-        "id": id if id is None or isinstance(id, str | int) else _name(id),
+        "id": id if id is None or type(id) is str or _small_int(id) else _name(id),
         "pid": repr(pid) if type(pid) is Pid else pid,
         "type": kind,
         "restarts": restarts,
@@ -198,6 +201,9 @@ async def _describe(pid: Any, id: Any, kind: str, restarts: int) -> dict[str, An
         mailbox=len(proc.mbox or ()),
     )
     if kind == "supervisor" and proc.behaviour is not None:
+        if depth >= MAX_DEPTH:
+            entry["unavailable"] = f"deeper than {MAX_DEPTH} levels"
+            return entry
         try:
             children = await otp_sys.get_children(pid, TREE_WAIT)
         except OTPError as exc:  # busy (starting a child) or gone meanwhile: say so, go on
@@ -205,10 +211,15 @@ async def _describe(pid: Any, id: Any, kind: str, restarts: int) -> dict[str, An
             return entry
         if children is not None:
             entry["children"] = [
-                await _describe(child_pid, child_id, child_type, child_restarts)
+                await _describe(child_pid, child_id, child_type, child_restarts, depth + 1)
                 for child_id, child_pid, child_type, child_restarts in children
             ]
     return entry
+
+
+def _small_int(value: Any) -> bool:
+    """An int msgpack carries as a number (others are shown as text)."""
+    return type(value) is int and -(2**63) <= value < 2**64
 
 
 def _name(value: Any) -> str:
@@ -216,7 +227,12 @@ def _name(value: Any) -> str:
 
 
 async def _stop(args: dict[str, Any]) -> str:
+    """A clean stop, as SIGTERM; asked again while stopping, an exit at once, as a second
+    SIGTERM (the node's signal handler does it)."""
     node = _node.get()
+    if node.halted.done():
+        node.loop.call_soon(os.kill, os.getpid(), signal.SIGTERM)
+        return "exiting at once"
     node.loop.call_soon(node.stop, NORMAL)  # after the reply is on its way
     return "stopping"
 

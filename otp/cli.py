@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.handler(args))
     except BrokenPipeError:  # our reader went away (otp tree | head): nothing to say
         return 1
-    except (OTPError, OSError) as exc:
+    except (OTPError, OSError, ValueError) as exc:  # ValueError: a bad name or option value
         print(f"otp: error: {exc}", file=sys.stderr)
         return 1
 
@@ -256,8 +256,8 @@ def _print_tree(entry: dict[str, Any], prefix: str, last: bool) -> None:
 
 
 def _stop(args: argparse.Namespace) -> int:
-    _request(args, "stop")
-    print(f"stopping {args.name}")
+    answer = _request(args, "stop")  # "stopping", or "exiting at once" when asked again
+    print(f"{answer} {args.name}")
     return 0
 
 

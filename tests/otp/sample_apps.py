@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 import otp
@@ -57,3 +59,44 @@ chat = otp.Application(
     applications=(cache, "store"),
     env={"port": 5555, "motd": "hi"},
 )
+
+
+# -- for the command line's corner cases ----------------------------------------------------
+
+
+class OddIds(Supervisor):
+    """A child id msgpack cannot carry as a number (a uuid's int is 128 bits)."""
+
+    def init(self, arg: Any) -> Any:
+        return Supervisor.flags(), [
+            Store.child_spec(None, id="plain"),
+            Store.child_spec(None, id=2**64),
+        ]
+
+
+odd_ids = otp.Application(name="odd_ids", start=OddIds.start_link)
+
+
+class Nest(Supervisor):
+    def init(self, depth: int) -> Any:
+        children = [] if depth == 0 else [Nest.child_spec(depth - 1, id=f"n{depth}")]
+        return Supervisor.flags(), children
+
+
+async def _deep(_: Any) -> otp.Pid | None:
+    return await Nest.start_link(otp.application.get_env("deep", "depth", 150))
+
+
+deep = otp.Application(name="deep", start=_deep, env={"depth": 150})
+
+
+async def _stop_forever() -> None:
+    logging.getLogger("tests.sample_apps").warning("hung_stop: stopping, for ever")
+    await asyncio.Event().wait()
+
+
+async def _store(_: Any) -> otp.Pid | None:
+    return await StoreSup.start_link()
+
+
+hung_stop = otp.Application(name="hung_stop", start=_store, stop=_stop_forever)

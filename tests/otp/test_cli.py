@@ -24,7 +24,7 @@ SPEC = "tests.otp.sample_apps:chat"
 class Node:
     """An `otp run` subprocess and the lines it logged so far."""
 
-    def __init__(self, run_dir: Path, *extra: str, name: str = "t") -> None:
+    def __init__(self, run_dir: Path, *extra: str, name: str = "t", spec: str = SPEC) -> None:
         self.run_dir = run_dir
         self.name = name
         self.proc = subprocess.Popen(
@@ -33,7 +33,7 @@ class Node:
                 "-m",
                 "otp.cli",
                 "run",
-                SPEC,
+                spec,
                 "--name",
                 name,
                 "--run-dir",
@@ -293,3 +293,51 @@ def test_a_planted_cookie_link_is_never_followed(tmp_path: Path, mode: int, refu
     assert refused.finish() != 0
     assert any(refusal in line for line in refused.lines)
     assert victim.read_text() == "precious\n"
+
+
+def started(tmp_path: Path, spec: str, *extra: str) -> Node:
+    """A node running `spec` (instead of the chat sample), up and logging."""
+    node = Node(tmp_path / "run", *extra, spec=spec)
+    node.wait_for("node t@")
+    return node
+
+
+def test_tree_shows_an_id_msgpack_cannot_carry_as_text(tmp_path: Path) -> None:
+    node = started(tmp_path, "tests.otp.sample_apps:odd_ids")
+    try:
+        result = node.otp("tree", "--json")
+        assert result.returncode == 0, result.stderr
+        children = json.loads(result.stdout)[0]["tree"]["children"]
+        assert [child["id"] for child in children] == ["plain", repr(2**64)]
+    finally:
+        node.otp("stop")
+        node.finish()
+
+
+def test_tree_cuts_a_very_deep_tree_and_says_so(tmp_path: Path) -> None:
+    node = started(tmp_path, "tests.otp.sample_apps:deep")
+    try:
+        result = node.otp("tree")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.count("Nest") == 101  # the top one and 100 levels below
+        assert "children not shown: deeper than 100 levels" in result.stdout
+    finally:
+        node.otp("stop")
+        node.finish()
+
+
+def test_a_second_stop_ends_a_hung_node_as_a_second_sigterm_does(tmp_path: Path) -> None:
+    node = started(tmp_path, "tests.otp.sample_apps:hung_stop")
+    assert node.otp("stop").returncode == 0
+    node.wait_for("hung_stop: stopping, for ever")  # stuck in the application's stop
+    second = node.otp("stop")
+    assert second.returncode == 0 and "exiting at once" in second.stdout
+    assert node.finish() != 0
+
+
+@pytest.mark.parametrize("name", ["", "a@b@c"])
+def test_a_bad_node_name_is_refused_without_a_traceback(tmp_path: Path, name: str) -> None:
+    refused = Node(tmp_path / "run", name=name)
+    assert refused.finish() == 1
+    text = "".join(refused.lines)
+    assert "Traceback" not in text and "a node name is" in text

@@ -160,7 +160,7 @@ async def test_otp_tree_marks_a_busy_supervisor_and_goes_on(node: object, monkey
 
     otp.spawn(starter)
     await asyncio.sleep(0.01)  # the pool is now inside the slow start
-    entry = await _control._describe(pool, None, "supervisor", 0)
+    entry = await _control._describe(pool, None, "supervisor", 0, 0)
     assert entry["unavailable"] == "busy"
     otp.exit(pool, otp.KILL)
     await assert_receive(otp.Exit)
