@@ -8,6 +8,7 @@ or `(cls, arg)` (`cls.child_spec(arg)`). `to_spec` turns any of them into a chec
 from __future__ import annotations
 
 import math
+import sys
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -119,6 +120,8 @@ def check(spec: ChildSpec) -> ChildSpec:
             "use restart='transient' or 'temporary'",
         )
     modules = spec.modules
+    if modules == ():  # as OTP: the start function's module (here its class, if it has one)
+        modules = (_start_module(fn),)
     if modules != "dynamic":
         if not isinstance(modules, tuple | list) or not all(
             isinstance(m, type | types.ModuleType | str) for m in modules
@@ -128,6 +131,14 @@ def check(spec: ChildSpec) -> ChildSpec:
     if shutdown is spec.shutdown and modules is spec.modules:
         return spec
     return spec.replace(shutdown=shutdown, modules=modules)
+
+
+def _start_module(fn: Any) -> type | types.ModuleType | str:
+    owner = getattr(fn, "__self__", None)
+    if isinstance(owner, type):  # a classmethod such as Worker.start_link
+        return owner
+    name = getattr(fn, "__module__", None) or type(fn).__module__
+    return sys.modules.get(name) or name
 
 
 def _bad(spec: ChildSpec, field: str, rule: str) -> InvalidChildSpec:

@@ -179,6 +179,11 @@ class Supervisor:
         if cls is Supervisor:
             flags = check_flags(strategy, intensity, period, auto_shutdown, clock)
             preset: tuple[SupFlags, list[ChildSpec]] | None = (flags, check_children(arg, flags))
+        elif (strategy, intensity, period, auto_shutdown, clock) != _DEFAULT_FLAGS:
+            raise TypeError(
+                f"{cls.__qualname__}.start_link() takes (arg, name=...): the flags of a "
+                f"module-based supervisor come from its init, as Supervisor.flags(...)"
+            )
         else:
             preset = None
         try:
@@ -235,6 +240,9 @@ class Supervisor:
     async def get_childspec(sup: Any, id: Any) -> ChildSpec:
         """The spec of a child."""
         return await request_supervisor(sup, ("get_childspec", id))  # type: ignore[no-any-return]
+
+
+_DEFAULT_FLAGS: Final = (Strategy.ONE_FOR_ONE, 1, 5.0, "never", time.monotonic)
 
 
 async def _named_start(cls: type[Supervisor], arg: Any, name: str) -> Pid | None:
