@@ -46,7 +46,8 @@ class ChildSpec:
     `start` is a callable or a tuple `(fn, *args)`; `await fn(*args)` returns the child's Pid,
     or None when the child chose not to start (`otp.IGNORE`). `shutdown` is seconds to wait
     after `SHUTDOWN` before `KILL`, `"brutal_kill"`, or `math.inf`; left as None it is 5.0
-    for a worker and `math.inf` for a supervisor, as in OTP.
+    for a worker and `math.inf` for a supervisor, as in OTP. `modules` left empty is the
+    start function's class (for `Cls.start_link`) or module, as OTP's `[M]`.
     """
 
     id: Any
