@@ -3,7 +3,8 @@
 A Unix domain socket in the run directory (owner-only), one request per connection:
 a frame is a 4-byte big-endian length and a msgpack body (msgspec; never pickle).
 Every request carries the node's cookie. A malformed or unauthenticated request gets an
-error reply and the connection is closed; the node is not disturbed by it.
+error reply and the connection is closed; the node is not disturbed by it. When the node
+stops, every connection still open is answered that the node is stopping, then closed.
 """
 
 from __future__ import annotations
@@ -29,11 +30,12 @@ from ._spawn import spawn
 from ._values import KILLED, NORMAL, Pid
 from .errors import OTPError
 
-__all__ = ["ControlError", "Request", "Response", "answers", "call", "serve"]
+__all__ = ["ControlError", "ControlServer", "Request", "Response", "call", "serve"]
 
 MAX_FRAME: Final = 1 << 20  # requests are small; anything bigger is not one of ours
 COMMAND_TIMEOUT: Final = 30.0
 READ_TIMEOUT: Final = 5.0  # for the request to arrive once connected
+CLOSE_WAIT: Final = 1.0  # how long a stopping node waits to answer its open connections
 TREE_WAIT: Final = 1.0  # how long `otp tree` waits for one supervisor's children
 MAX_DEPTH: Final = 100  # how deep `otp tree` goes into nested supervisors
 
@@ -65,72 +67,111 @@ def _frame(payload: bytes) -> bytes:
 
 # -- the node side ------------------------------------------------------------------------
 
+STOPPING: Final = "the node is stopping"
 
-async def serve(path: Path, cookie: str) -> asyncio.AbstractServer:
-    """Listen on `path` (created owner-only) for control requests to the running node."""
-    node = _node.get()
+
+class ControlServer:
+    """The listening socket and the connections it is answering."""
+
+    def __init__(self, node: _node.Node, cookie: bytes) -> None:
+        self.node = node
+        self.cookie = cookie
+        self.server: asyncio.AbstractServer | None = None
+        self.open: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+        self.readers: dict[asyncio.Task[None], asyncio.StreamReader] = {}
+        self.stopping = False
+
+    async def close(self) -> None:
+        """Stop listening; answer each open connection that the node is stopping, close it.
+
+        The handlers are not cancelled (asyncio 3.11's streams log a cancelled one as an
+        error): an end of input is fed to each reader, and a handler that meets it while
+        the node stops answers so."""
+        self.stopping = True
+        if self.server is not None:
+            self.server.close()
+        for reader in self.readers.values():
+            reader.feed_eof()
+        for cut_off in (False, True):
+            if not self.open:
+                return
+            if cut_off:  # a client that does not read its answer: drop the connection
+                for writer in self.open.values():
+                    writer.transport.abort()
+            await asyncio.wait(list(self.open), timeout=CLOSE_WAIT)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.open[task] = writer
+        self.readers[task] = reader
+        try:
+            response = await self._answer(reader)
+            try:
+                payload = _encoder.encode(response)
+            except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as exc:
+                payload = _encoder.encode(Response(False, error=f"cannot encode the reply: {exc}"))
+            writer.write(_frame(payload))
+            await writer.drain()
+        except (ConnectionError, OSError):
+            pass  # the client went away: nothing to answer
+        finally:
+            del self.open[task], self.readers[task]
+            writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
+
+    async def _answer(self, reader: asyncio.StreamReader) -> Response:
+        try:
+            async with asyncio.timeout(READ_TIMEOUT):  # a client that sends nothing is let go
+                size = int.from_bytes(await reader.readexactly(4), "big")
+                if size > MAX_FRAME:
+                    return Response(
+                        False, error=f"malformed request: a frame of {size} bytes is too large"
+                    )
+                request = _request_decoder.decode(await reader.readexactly(size))
+        except TimeoutError:
+            return Response(False, error=f"no request within {READ_TIMEOUT} s")
+        except asyncio.IncompleteReadError:
+            if self.stopping:
+                return Response(False, error=STOPPING)
+            return Response(False, error="malformed request: the frame is truncated")
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            return Response(False, error=f"malformed request: {exc}")
+        except RecursionError:
+            return Response(False, error="malformed request: nested too deeply")
+        if not hmac.compare_digest(request.cookie.encode(), self.cookie):
+            return Response(False, error="unauthenticated: wrong cookie")
+        command = _COMMANDS.get(request.command)
+        if command is None:
+            known = ", ".join(sorted(_COMMANDS))
+            return Response(False, error=f"unknown command {request.command!r}; known: {known}")
+        done: asyncio.Future[Any] = self.node.loop.create_future()
+        worker = spawn(_run_command, command, request.args, done)  # commands talk to processes
+        try:
+            return Response(True, result=await asyncio.wait_for(done, COMMAND_TIMEOUT))
+        except Exception as exc:
+            if self.stopping or self.node.stopping:
+                return Response(False, error=STOPPING)
+            return Response(False, error=f"{request.command} failed: {exc!r}")
+        finally:
+            if worker._proc is not None:  # timed out (or the client left): do not leave it
+                kill(worker._proc, KILLED)
+
+
+async def serve(path: Path, cookie: str) -> ControlServer:
+    """Listen on `path` (created owner-only) for control requests to the running node.
+
+    The caller owns the path (it holds the name's lock): a socket left there is a dead
+    node's, and is replaced."""
+    control = ControlServer(_node.get(), cookie.encode())
     path.unlink(missing_ok=True)  # noqa: ASYNC240  (a stale socket of a dead node; instant)
     old_mask = os.umask(0o177)  # owner-only from the moment the socket exists
     try:
-        server = await asyncio.start_unix_server(
-            lambda r, w: _handle(r, w, node, cookie.encode()), path=str(path)
-        )
+        control.server = await asyncio.start_unix_server(control._handle, path=str(path))
     finally:
         os.umask(old_mask)
-    return server
-
-
-async def _handle(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, node: _node.Node, cookie: bytes
-) -> None:
-    try:
-        response = await _answer(reader, node, cookie)
-        try:
-            payload = _encoder.encode(response)
-        except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as exc:
-            payload = _encoder.encode(Response(False, error=f"cannot encode the reply: {exc}"))
-        writer.write(_frame(payload))
-        await writer.drain()
-    except (ConnectionError, OSError):
-        pass  # the client went away: nothing to answer
-    finally:
-        writer.close()
-        with contextlib.suppress(ConnectionError, OSError):
-            await writer.wait_closed()
-
-
-async def _answer(reader: asyncio.StreamReader, node: _node.Node, cookie: bytes) -> Response:
-    try:
-        async with asyncio.timeout(READ_TIMEOUT):  # a client that sends nothing is let go
-            size = int.from_bytes(await reader.readexactly(4), "big")
-            if size > MAX_FRAME:
-                return Response(
-                    False, error=f"malformed request: a frame of {size} bytes is too large"
-                )
-            request = _request_decoder.decode(await reader.readexactly(size))
-    except TimeoutError:
-        return Response(False, error=f"no request within {READ_TIMEOUT} s")
-    except asyncio.IncompleteReadError:
-        return Response(False, error="malformed request: the frame is truncated")
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        return Response(False, error=f"malformed request: {exc}")
-    except RecursionError:
-        return Response(False, error="malformed request: nested too deeply")
-    if not hmac.compare_digest(request.cookie.encode(), cookie):
-        return Response(False, error="unauthenticated: wrong cookie")
-    command = _COMMANDS.get(request.command)
-    if command is None:
-        known = ", ".join(sorted(_COMMANDS))
-        return Response(False, error=f"unknown command {request.command!r}; known: {known}")
-    done: asyncio.Future[Any] = node.loop.create_future()
-    worker = spawn(_run_command, command, request.args, done)  # commands talk to processes
-    try:
-        return Response(True, result=await asyncio.wait_for(done, COMMAND_TIMEOUT))
-    except Exception as exc:
-        return Response(False, error=f"{request.command} failed: {exc!r}")
-    finally:
-        if worker._proc is not None:  # timed out (or the client left): do not leave it
-            kill(worker._proc, KILLED)
+    return control
 
 
 async def _run_command(
@@ -144,6 +185,10 @@ async def _run_command(
         if not done.done():
             done.set_exception(exc)
         return
+    except BaseException:  # ended by a signal (the node's shutdown): the handler waits on
+        if not done.done():
+            done.set_exception(ControlError(STOPPING))
+        raise
     if not done.done():
         done.set_result(result)
 
@@ -245,19 +290,6 @@ _COMMANDS: Final[dict[str, Callable[[dict[str, Any]], Awaitable[Any]]]] = {
 
 
 # -- the client side ----------------------------------------------------------------------
-
-
-def answers(path: Path) -> bool:
-    """True when a node listens on `path` (a socket left by a dead node does not answer)."""
-    if not path.exists():
-        return False
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(2)
-        try:
-            sock.connect(str(path))
-        except OSError:
-            return False
-    return True
 
 
 def call(path: Path, cookie: str, command: str, args: dict[str, Any] | None = None) -> Any:

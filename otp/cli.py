@@ -6,13 +6,17 @@
 `run` starts the application SPEC (`package.module:attr`) with its dependencies, logs to
 stderr, and stops cleanly on SIGTERM or SIGINT (applications in reverse start order). The
 other commands reach it through its control socket, `<run-dir>/<name>.sock`; the cookie
-is read from `<run-dir>/<name>.cookie` (owner-only) unless given.
+is read from `<run-dir>/<name>.cookie` (owner-only) unless given. A running node holds an
+exclusive lock on `<run-dir>/<name>.lock` for its whole life (the OS drops it when the
+process dies, however it dies): one node per name, and only the holder touches the
+socket and cookie files.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import fcntl
 import logging
 import os
 import secrets
@@ -88,8 +92,7 @@ def _parser() -> argparse.ArgumentParser:
 def _own_run_dir(run_dir: Path) -> None:
     """Create the run directory owner-only, or check that an existing one is: it holds the
     cookie, and anyone who can write in it could replace the socket or the cookie file."""
-    if not run_dir.exists():
-        run_dir.mkdir(mode=0o700, parents=True)
+    run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # (several nodes may start at once)
     info = run_dir.lstat()
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
         raise _control.ControlError(
@@ -99,9 +102,32 @@ def _own_run_dir(run_dir: Path) -> None:
 
 
 def _paths(args: argparse.Namespace) -> tuple[Path, Path]:
+    """The control socket and the cookie file of the node named in `args`."""
     run_dir = args.run_dir or default_run_dir()
     short = args.name.partition("@")[0]
     return run_dir / f"{short}.sock", run_dir / f"{short}.cookie"
+
+
+def _hold_name(name: str, path: Path) -> int:
+    """Take the name's lock for the life of this OS process, or refuse: another node runs
+    under it. The lock file stays (removing it would let two nodes lock two files)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise _control.ControlError(f"cannot open the lock file {path}: {exc}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise _control.ControlError(
+            f"a node named {name!r} is already running (it holds {path})"
+        ) from None
+    except OSError as exc:
+        os.close(fd)
+        raise _control.ControlError(f"cannot lock {path}: {exc}") from exc
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())  # for an operator: which process holds it
+    return fd
 
 
 # -- otp run -------------------------------------------------------------------------------
@@ -121,38 +147,42 @@ def _run(args: argparse.Namespace) -> int:
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # SPEC names a module of the current project
     socket_path, cookie_path = _paths(args)
-    if _control.answers(socket_path):
-        raise _control.ControlError(
-            f"a node named {args.name!r} is already running (its socket is {socket_path})"
-        )
     _own_run_dir(socket_path.parent)
-    cookie = args.cookie or secrets.token_urlsafe(24)
+    lock = _hold_name(args.name, socket_path.with_name(f"{socket_path.stem}.lock"))
+    try:  # from here on the socket and cookie paths are ours (a dead node's files are stale)
+        cookie = args.cookie or secrets.token_urlsafe(24)
+        _write_cookie(cookie_path, cookie)
+        try:
+            run(
+                _node_main,
+                args.spec,
+                settings,
+                socket_path,
+                cookie,
+                name=args.name,
+                cookie=cookie,
+                loop=args.loop,
+            )
+        except ExitError as exc:
+            _logger.error("node stopped: %r", exc.reason)
+            return 1
+        finally:
+            for path in (socket_path, cookie_path):
+                path.unlink(missing_ok=True)
+    finally:
+        os.close(lock)  # only now: the files above are gone
+    _logger.info("node stopped")
+    return 0
+
+
+def _write_cookie(path: Path, cookie: str) -> None:
     try:  # never through a link someone planted: it would write the cookie elsewhere
-        fd = os.open(cookie_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     except OSError as exc:
-        raise _control.ControlError(f"cannot write the cookie file {cookie_path}: {exc}") from exc
+        raise _control.ControlError(f"cannot write the cookie file {path}: {exc}") from exc
     os.fchmod(fd, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(cookie)
-    try:
-        run(
-            _node_main,
-            args.spec,
-            settings,
-            socket_path,
-            cookie,
-            name=args.name,
-            cookie=cookie,
-            loop=args.loop,
-        )
-    except ExitError as exc:
-        _logger.error("node stopped: %r", exc.reason)
-        return 1
-    finally:
-        for path in (socket_path, cookie_path):
-            path.unlink(missing_ok=True)
-    _logger.info("node stopped")
-    return 0
 
 
 async def _node_main(spec: str, settings: _config.Settings, socket_path: Path, cookie: str) -> None:
@@ -181,7 +211,7 @@ async def _node_main(spec: str, settings: _config.Settings, socket_path: Path, c
         )
         await receive(lambda m: False)
     finally:
-        server.close()
+        await server.close()  # each open connection is told that the node is stopping
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
 

@@ -69,6 +69,7 @@ class Node:
                     f"no log line with {text!r}; got:\n{''.join(self.lines)}"
                 ) from None
             if line is None:
+                self._queue.put(None)  # (for finish: the output is still over)
                 raise AssertionError(
                     f"the node exited before logging {text!r}:\n{''.join(self.lines)}"
                 )
@@ -93,6 +94,15 @@ class Node:
             text=True,
             timeout=30,
         )
+
+    def came_up(self, timeout: float = 20.0) -> bool:
+        """True once the node logs that it started; False if it exits first."""
+        try:
+            self.wait_for(f"node {self.name}@", timeout)
+        except AssertionError:
+            self.proc.wait(timeout=5)  # its output ended: it exited (else: not up in time)
+            return False
+        return True
 
     def finish(self, timeout: float = 20.0) -> int:
         code = self.proc.wait(timeout=timeout)
@@ -234,6 +244,70 @@ def test_a_second_node_with_the_same_name_is_refused(node: Node) -> None:
     assert second.finish() != 0
     assert "already running" in "".join(second.lines)
     assert node.otp("status").returncode == 0  # the first node is still reachable
+
+
+def test_nodes_started_together_with_one_name_make_exactly_one_node(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"  # (not there yet: they all create it at once)
+    for _ in range(3):
+        nodes = [Node(run_dir) for _ in range(8)]
+        try:
+            up = [n for n in nodes if n.came_up()]
+            assert len(up) == 1, [n.lines for n in nodes]
+            for refused in nodes:
+                if refused is not up[0]:
+                    assert refused.finish() == 1
+                    assert any("is already running" in line for line in refused.lines)
+            # the refused ones touched neither the socket nor the cookie of the one running
+            assert up[0].otp("status").returncode == 0
+            assert up[0].otp("stop").returncode == 0
+            assert up[0].finish() == 0
+            assert not (run_dir / "t.sock").exists() and not (run_dir / "t.cookie").exists()
+        finally:
+            for n in nodes:
+                if n.proc.poll() is None:
+                    n.proc.kill()
+                    n.proc.wait()
+
+
+def test_a_killed_nodes_name_can_be_taken_again_at_once(node: Node) -> None:
+    node.proc.kill()
+    node.proc.wait()
+    assert (node.run_dir / "t.sock").exists()  # left behind, stale
+    again = Node(node.run_dir)
+    try:
+        assert again.came_up()
+        assert again.otp("status").returncode == 0  # its own socket and cookie
+        assert again.otp("stop").returncode == 0
+        assert again.finish() == 0
+    finally:
+        if again.proc.poll() is None:
+            again.proc.kill()
+            again.proc.wait()
+
+
+def test_a_stop_with_control_connections_open_answers_them_and_logs_no_error(
+    node: Node,
+) -> None:
+    path = str(node.run_dir / "t.sock")
+    idle = socket.socket(socket.AF_UNIX)
+    half = socket.socket(socket.AF_UNIX)
+    with idle, half:
+        idle.connect(path)
+        half.connect(path)
+        half.sendall((100).to_bytes(4, "big") + b"\x83")  # a frame's header, 1 byte of 100
+        # accepted in order: once a later connection is answered, both are being served
+        assert node.otp("status").returncode == 0
+        assert node.otp("stop").returncode == 0
+        for sock in (idle, half):
+            sock.settimeout(10)
+            reply = b""
+            while chunk := sock.recv(4096):
+                reply += chunk
+            response = msgspec.msgpack.decode(reply[4:])
+            assert response["ok"] is False and response["error"] == "the node is stopping"
+    assert node.finish() == 0
+    logged = "".join(node.lines)
+    assert " ERROR " not in logged and "Traceback" not in logged, logged
 
 
 def _frame(body: bytes) -> bytes:

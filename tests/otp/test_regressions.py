@@ -364,8 +364,7 @@ async def test_an_idle_control_client_is_let_go(
     assert b"no request within" in data
     writer.close()
     await writer.wait_closed()
-    server.close()
-    await server.wait_closed()
+    await server.close()
 
 
 # -- mailbox races found by fuzzing -------------------------------------------------------
