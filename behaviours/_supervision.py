@@ -207,6 +207,8 @@ async def start_child_process(spec: ChildSpec, extra: tuple[Any, ...] = ()) -> P
     """Run the spec's start in the supervisor; the child's pid, linked and monitored by the
     caller, or None when it chose not to start. A failure raises `otp.StartError`."""
     fn, args = spec.start_call()
+    latest = otp.code.latest  # an upgraded class or function starts as its new code
+    fn, args = latest(fn), tuple(map(latest, args))
     try:
         result = await fn(*extra, *args)
     except otp.StartError:

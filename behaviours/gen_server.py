@@ -33,7 +33,6 @@ import hashlib
 import inspect
 import logging
 import math
-import sys as _pysys
 import types
 from asyncio import CancelledError
 from collections.abc import Awaitable, Callable, Sequence
@@ -114,30 +113,36 @@ class UnexpectedMessage:
 
 
 class _ModuleVersion:
-    """`vsn` when a class does not set one: the content hash of its module's source."""
+    """`vsn` when a class does not set one: the content hash of its module's source (16 hex
+    digits), taken as the class is defined, so an old class keeps its own after an upgrade."""
 
     def __get__(self, instance: object, owner: type) -> str:
         cached = owner.__dict__.get("_module_vsn")
-        if cached is not None:
-            return str(cached)
-        module = _pysys.modules.get(owner.__module__)
-        try:
-            source = inspect.getsource(module) if module is not None else owner.__qualname__
-        except (OSError, TypeError):
-            source = owner.__qualname__
-        vsn = hashlib.sha256(source.encode()).hexdigest()[:16]
-        type.__setattr__(owner, "_module_vsn", vsn)
-        return vsn
+        if cached is None:
+            digest = otp.code.module_hash(owner.__module__)
+            cached = digest[:16] if digest is not None else _qualname_hash(owner)
+            type.__setattr__(owner, "_module_vsn", cached)
+        return str(cached)
+
+
+def _qualname_hash(owner: type) -> str:
+    return hashlib.sha256(owner.__qualname__.encode()).hexdigest()[:16]
+
+
+_DEFAULT_VSN: Final = _ModuleVersion()
 
 
 class GenServer(Generic[S]):
     """Base class of a GenServer's callbacks. Subclass it and override what you need."""
 
-    vsn: ClassVar[str] = _ModuleVersion()  # type: ignore[assignment]
+    vsn: ClassVar[str] = _DEFAULT_VSN  # type: ignore[assignment]
     _async: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        otp.code.note_behaviour(cls)
+        if isinstance(cls.__dict__.get("vsn", _DEFAULT_VSN), _ModuleVersion):
+            cls.vsn  # noqa: B018  (taken now, from the module that defines it)
         cls._async = frozenset(
             name for name in _CALLBACKS if inspect.iscoroutinefunction(getattr(cls, name))
         )
@@ -523,6 +528,7 @@ class _Server:
         "a_info",
         "callbacks",
         "cls",
+        "code_snapshot",
         "continue_",
         "deadline",
         "h_call",
@@ -555,6 +561,7 @@ class _Server:
         self.parent = parent
         self.name = name
         self.suspended = False
+        self.code_snapshot: Any = None
         self.deadline: float | None = None
         self.timeout_message: Any = otp.TIMEOUT
         self.timeout_first = False
@@ -816,10 +823,38 @@ class _Server:
         return self.state
 
     async def system_code_change(self, old_vsn: Any, extra: Any) -> None:
-        result = self.callbacks.code_change(old_vsn, self.state, extra)
-        if "code_change" in self.is_async:
-            result = await result
+        """Switch to the class now loaded under this one's name and convert the state with
+        its `code_change` (on a downgrade, `old_vsn` is `("down", vsn)`: the running code
+        converts the state, then the older class takes over). On failure nothing changed."""
+        proc = self.proc
+        saved = (self.cls, self.callbacks, proc.behaviour, otp.code.snapshot(self.state))
+        down = type(old_vsn) is tuple and len(old_vsn) == 2 and old_vsn[0] == "down"
+        try:
+            if not down:
+                self.switch(otp.code.target_class(self.cls))
+            result = self.callbacks.code_change(old_vsn, self.state, extra)
+            if "code_change" in self.is_async:
+                result = await result
+            if down:
+                self.switch(otp.code.target_class(self.cls))
+        except BaseException:
+            self.code_snapshot = saved
+            self.system_revert_code()
+            self.code_snapshot = None
+            raise
         self.state = result
+        self.code_snapshot = saved
+
+    def switch(self, cls: type[GenServer[Any]]) -> None:
+        """Run the callbacks of `cls` from now on (a code change)."""
+        if cls is not self.cls:
+            if self.proc.behaviour is self.cls:
+                self.proc.behaviour = cls
+            self.bind(cls, cls())
+
+    def system_revert_code(self) -> None:
+        self.cls, callbacks, self.proc.behaviour, self.state = self.code_snapshot
+        self.bind(self.cls, callbacks)
 
     async def system_get_status(self) -> otp_sys.Status:
         return otp_sys.Status(

@@ -348,7 +348,9 @@ class _SupervisorServer(GenServer[_State]):
         lists come after them, in their old order."""
         if state.owner is Supervisor:
             return state
-        result = await _run_init(state.owner, state.arg)
+        owner = otp.code.target_class(state.owner)  # the upgraded class, if there is one
+        result = await _run_init(owner, state.arg)
+        state.owner = current().behaviour = owner
         if result is IGNORE:
             return state
         flags, specs = result

@@ -17,6 +17,7 @@ assert otp.run(main) == "hello"
 from __future__ import annotations
 
 from . import application as application
+from . import code as code
 from . import reports as reports
 from . import sys as sys
 from ._app import Application as Application
@@ -95,6 +96,7 @@ __all__ = [
     "TimerRef",
     "application",
     "cancel_timer",
+    "code",
     "demonitor",
     "exit",
     "is_abnormal",

@@ -30,6 +30,7 @@ class Node:
         "_idle",
         "_pid_ids",
         "apps",
+        "code",
         "config",
         "cookie",
         "creation",
@@ -64,6 +65,7 @@ class Node:
         self.halted: asyncio.Future[object] = loop.create_future()
         self.system: set[int] = set()  # kernel processes (application controller, ...)
         self.apps: Any = None  # the application table, once the controller runs
+        self.code: Any = None  # the code table, once the code server runs
         # env overrides by application: key -> (value, where it was set)
         self.config: dict[str, dict[str, tuple[Any, str]]] = {}
         self.started_at = time.time()

@@ -11,6 +11,11 @@ A request travels as `("system", (caller, tag), request)`, the shape of Erlang's
 `{system, From, Request}`. The kernel defines the protocol; each behaviour implements
 `SystemHandler` and hands every system message to `handle`. A suspended process takes only
 system messages (and its parent's exit) until it is resumed; the rest waits in its mailbox.
+
+A code change switches the process to the class `otp.code.target_class` finds (the newly
+loaded one, during an upgrade) and keeps a snapshot of the old class and state until the
+process is resumed: the code server's `revert_code` request puts them back when another
+process's change failed.
 """
 
 from __future__ import annotations
@@ -74,6 +79,9 @@ class SystemHandler(Protocol):
     """What a behaviour process implements to answer system messages."""
 
     suspended: bool
+    code_snapshot: Any  # what revert_code puts back; None once resumed
+
+    def system_revert_code(self) -> None: ...
 
     def system_get_state(self) -> Any: ...
 
@@ -111,6 +119,7 @@ async def handle(handler: SystemHandler, from_: _call.From, request: Any) -> Non
                 result = None
             case "resume":
                 handler.suspended = False
+                handler.code_snapshot = None  # the change is final
                 result = None
             case ("change_code", old_vsn, extra):
                 if not handler.suspended:
@@ -119,6 +128,11 @@ async def handle(handler: SystemHandler, from_: _call.From, request: Any) -> Non
                     await handler.system_code_change(old_vsn, extra)
                 except Exception as exc:
                     raise _Refused(("code_change_failed", exc)) from exc
+                result = None
+            case "revert_code":  # the code server's, when an upgrade is undone
+                if handler.code_snapshot is not None:
+                    handler.system_revert_code()
+                    handler.code_snapshot = None
                 result = None
             case "get_status":
                 result = await handler.system_get_status()

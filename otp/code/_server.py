@@ -1,0 +1,338 @@
+"""The code server: a kernel process that upgrades a module's running processes in place.
+
+An upgrade of module M, all or nothing:
+  1. load M's new source into a fresh module (the old module object is kept);
+  2. suspend every process running a behaviour class of M (system messages);
+  3. have each switch to the class of the same name in the new module and run its
+     `code_change(old_vsn, state, extra)` (a downgrade runs the current code's
+     `code_change(("down", vsn), ...)` first, then switches); each snapshots its state first;
+  4. commit (later starts of M's classes use the new ones) and resume them all.
+If anything fails, the old module goes back, every process that changed reverts to its old
+class and snapshot, all resume, and `UpgradeError` names the module, the process and why.
+Messages sent meanwhile wait in the mailboxes: none is lost or reordered.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FunctionType, ModuleType
+from typing import Any, Final
+
+from .. import _call, _node
+from .._mailbox import deliver, receive
+from .._node import make_ref
+from .._registry import register
+from .._spawn import spawn
+from .._values import Pid
+from ..errors import CallError, OTPError
+from ..reports import emit
+from ..sys import SYSTEM
+from . import _modules
+
+__all__ = [
+    "CodeReport",
+    "CodeTable",
+    "UpgradeError",
+    "UpgradeReport",
+    "latest",
+    "perform",
+    "request",
+    "table",
+]
+
+SERVER: Final = "code_server"
+KIND: Final = "$code"
+DEFAULT_TIMEOUT: Final = 5.0
+
+_logger = logging.getLogger("otp.code")
+
+
+class UpgradeError(OTPError):
+    """An upgrade that failed and was undone; `.module`, `.reason`, and `.pid` when one
+    process's `code_change` failed (or did not answer)."""
+
+    def __init__(self, module: str, reason: Any, pid: Pid | None = None) -> None:
+        self.module = module
+        self.reason = reason
+        self.pid = pid
+        where = "" if pid is None else f" in {pid!r}"
+        super().__init__(
+            f"upgrade of {module} failed{where}: {reason!r}; the old code and states are back"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class UpgradeReport:
+    """A module upgraded: its versions before and after, and the processes switched."""
+
+    module: str
+    old_vsn: str
+    new_vsn: str
+    processes: tuple[Pid, ...]
+    seconds: float = 0.0
+    longest_pause: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class CodeReport:
+    """An upgrade of `module` that was done (`context="upgraded"`) or undone ("failed")."""
+
+    module: str
+    context: str
+    old_vsn: str
+    new_vsn: str | None
+    processes: int
+    reason: Any = None
+    pid: Pid | None = None
+
+
+class CodeTable:
+    """The node's code state: which objects newer code replaced, and the job running."""
+
+    def __init__(self) -> None:
+        # old class or function -> its replacement, for starts of old specs (supervisors)
+        self.replaced: dict[Any, Any] = {}
+        self.busy: str | None = None  # what is being upgraded or installed
+
+    def claim(self, what: str, module: str) -> None:
+        """Take the table for one job, or refuse: upgrades run one at a time."""
+        if self.busy is not None:
+            raise UpgradeError(module, ("busy", self.busy))
+        self.busy = what
+
+    def commit(self, old: ModuleType, new: ModuleType) -> dict[Any, Any]:
+        """Map `old`'s classes and functions to `new`'s (and what mapped to them); returns
+        what to put back to undo it."""
+        undo: dict[Any, Any] = {}
+        mapping: dict[Any, Any] = {}
+        for attr, value in vars(old).items():
+            if isinstance(value, type | FunctionType) and value.__module__ == old.__name__:
+                replacement = getattr(new, attr, None)
+                if replacement is not None and replacement is not value:
+                    mapping[value] = replacement
+        for key, value in list(self.replaced.items()):
+            if value in mapping:
+                undo[key] = value
+                self.replaced[key] = mapping[value]
+        for key, value in mapping.items():
+            undo[key] = self.replaced.get(key, _ABSENT)
+            self.replaced[key] = value
+        return undo
+
+    def undo(self, undo: dict[Any, Any]) -> None:
+        for key, value in undo.items():
+            if value is _ABSENT:
+                self.replaced.pop(key, None)
+            else:
+                self.replaced[key] = value
+
+
+_ABSENT: Final[Any] = object()
+
+
+def table(node: _node.Node) -> CodeTable:
+    """The node's code table; the code server process is started with it."""
+    if node.code is None:
+        node.code = CodeTable()
+        pid = spawn(_server, node.code)
+        register(SERVER, pid)
+        node.system.add(pid.id)
+    code: CodeTable = node.code
+    return code
+
+
+def latest(obj: Any) -> Any:
+    """What a start function (or a class) stands for now: its replacement by an upgrade,
+    for a class, a function or a class's bound method; `obj` itself otherwise."""
+    node = _node.current
+    code = None if node is None else node.code
+    if code is None or not code.replaced:
+        return obj
+    replaced = code.replaced
+    try:
+        found = replaced.get(obj)
+    except TypeError:  # unhashable: nothing we replaced
+        return obj
+    if found is not None:
+        return found
+    owner = getattr(obj, "__self__", None)
+    if isinstance(owner, type) and owner in replaced:
+        return getattr(replaced[owner], obj.__name__, obj)
+    return obj
+
+
+async def request(req: tuple[Any, ...], module: str) -> Any:
+    """Run a job in the code server; its result, or the UpgradeError it failed with."""
+    code = table(_node.get())
+    code.claim(req[0], module)  # here, not in the server: a second job fails at once
+    try:
+        status, value = await _call.call(SERVER, req, math.inf, _kind=KIND)
+    except BaseException:
+        code.busy = None
+        raise
+    if status == "error":
+        raise value
+    return value
+
+
+async def _server(code: CodeTable) -> None:
+    while True:
+        msg = await receive()
+        if type(msg) is not tuple or len(msg) != 3 or msg[0] != KIND:
+            continue  # (only the API below sends to it)
+        from_, req = msg[1], msg[2]
+        try:
+            match req:
+                case ("upgrade", module, extra, source, down, timeout):
+                    result: Any = ("ok", await perform(code, module, extra, source, down, timeout))
+                case _:
+                    result = ("error", UpgradeError("?", ("unknown_request", req)))
+        except UpgradeError as failed:
+            result = ("error", failed)
+        finally:
+            code.busy = None
+        _call.reply(from_, result)
+
+
+# -- one upgrade ---------------------------------------------------------------------------
+
+
+async def perform(
+    code: CodeTable,
+    module: str,
+    extra: Any,
+    source: Path | None = None,
+    down: bool = False,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> UpgradeReport:
+    """Upgrade (or, with `down`, downgrade) `module` to the code in `source` (default: its
+    own file, read again), all or nothing. Runs in a kernel process."""
+    started = time.perf_counter()
+    old = sys.modules.get(module)
+    if old is None:
+        raise UpgradeError(module, "not_loaded")
+    path = source if source is not None else _modules.file_of(old)
+    if path is None:
+        raise UpgradeError(module, "no_source_file")
+    old_vsn = _modules.module_vsn(old)
+    try:
+        data = _modules.read_source(path)
+    except OSError as exc:
+        raise UpgradeError(module, ("cannot_read", str(path), exc)) from exc
+    try:
+        _, new = _modules.install(module, path, data)
+    except Exception as exc:
+        _failed(module, old_vsn, None, 0, exc, None)
+        raise UpgradeError(module, exc) from exc
+    new_vsn = _modules.module_vsn(new)
+    procs = [
+        proc
+        for proc in _node.get().procs.values()
+        if proc.behaviour is not None
+        and proc.behaviour.__module__ == module
+        and not proc.exiting
+        and proc.pid.id not in _node.get().system
+    ]
+    requests: dict[Pid, Any] = {}
+    for proc in procs:
+        cls = proc.behaviour
+        assert cls is not None
+        if down:
+            target = getattr(_modules.target_class(cls), "vsn", new_vsn)
+            requests[proc.pid] = ("change_code", ("down", target), extra)
+        else:
+            requests[proc.pid] = ("change_code", getattr(cls, "vsn", old_vsn), extra)
+    pause_start = time.perf_counter()
+    suspended, failure, silent = await _each(module, list(requests), "suspend", timeout)
+    changed: list[Pid] = []
+    if failure is None:
+        changed, failure, silent = await _each(module, suspended, requests.__getitem__, timeout)
+    if failure is not None:
+        _modules.put(module, old)
+        for pid in silent:  # busy or hung: undone once it gets to these
+            _tell(pid, "revert_code")
+            _tell(pid, "resume")
+        await _each(module, changed, "revert_code", timeout)
+        await _each(module, [pid for pid in suspended if pid not in silent], "resume", timeout)
+        _failed(module, old_vsn, new_vsn, len(requests), failure.reason, failure.pid)
+        raise failure
+    code.commit(old, new)
+    await _each(module, suspended, "resume", timeout)
+    pause = time.perf_counter() - pause_start
+    report = UpgradeReport(
+        module, old_vsn, new_vsn, tuple(changed), time.perf_counter() - started, pause
+    )
+    emit(
+        _logger,
+        logging.INFO,
+        CodeReport(module, "upgraded", old_vsn, new_vsn, len(changed)),
+        "module %s %s from %s to %s (%d processes, paused %.1f ms)",
+        module,
+        "downgraded" if down else "upgraded",
+        old_vsn,
+        new_vsn,
+        len(changed),
+        pause * 1000,
+    )
+    return report
+
+
+def _failed(
+    module: str, old_vsn: str, new_vsn: str | None, count: int, reason: Any, pid: Pid | None
+) -> None:
+    emit(
+        _logger,
+        logging.ERROR,
+        CodeReport(module, "failed", old_vsn, new_vsn, count, reason, pid),
+        "upgrade of module %s from %s failed%s: %r; the old code runs on",
+        module,
+        old_vsn,
+        "" if pid is None else f" in {pid!r}",
+        reason,
+    )
+
+
+async def _each(
+    module: str, pids: list[Pid], request: str | Callable[[Pid], Any], timeout: float
+) -> tuple[list[Pid], UpgradeError | None, list[Pid]]:
+    """Send each pid its system request at once, then collect the answers:
+    `(pids that answered ok, the first failure, pids silent for timeout seconds)`. A
+    process that ended meanwhile is left out: there is nothing of it to upgrade."""
+    coll = _call.RequestIdCollection()
+    for pid in pids:
+        payload = request if isinstance(request, str) else request(pid)
+        coll.add(_call.send_request(pid, SYSTEM, payload), pid)
+    ok: list[Pid] = []
+    failure: UpgradeError | None = None
+    deadline = time.monotonic() + timeout
+    while coll:
+        try:
+            (status, value), pid = await _call.wait_any(
+                coll, max(0.0, deadline - time.monotonic()), drop_on_timeout=False
+            )
+        except CallError:  # the process ended
+            continue
+        except TimeoutError:
+            silent = [pid for _, pid in coll.to_list()]
+            coll.abandon_all()
+            return ok, failure or UpgradeError(module, ("timeout", timeout), silent[0]), silent
+        if status == "ok":
+            ok.append(pid)
+        elif failure is None:
+            reason = value[1] if type(value) is tuple and len(value) == 2 else value
+            failure = UpgradeError(module, reason, pid)
+    return ok, failure, []
+
+
+def _tell(pid: Pid, request: Any) -> None:
+    """A system request whose answer nobody waits for (to a process that did not answer:
+    it handles it once it is done with what kept it)."""
+    proc = pid._proc
+    if proc is not None:
+        deliver(proc, (SYSTEM, (_node.get().init_pid, ("alias", make_ref())), request))
