@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import math
 import sys
+from pathlib import Path
 from typing import Any
 
 from .. import _node
@@ -92,10 +93,24 @@ def processes_running(module: str) -> list[Pid]:
 
 
 async def upgrade(
-    module: str, extra: Any = None, *, timeout: float = DEFAULT_TIMEOUT
+    module: str,
+    extra: Any = None,
+    *,
+    source: str | Path | None = None,
+    downgrade: bool = False,
+    timeout: float = DEFAULT_TIMEOUT,
 ) -> UpgradeReport:
     """Load `module`'s source again and switch its running processes to it, all or nothing
-    (see the module doc). `timeout` bounds each process's suspend and `code_change`.
+    (see the module doc).
+
+    Args:
+        module: the module's name, as in `sys.modules`.
+        extra: passed to each `code_change`.
+        source: the file to load (default: the module's own, read again).
+        downgrade: the new code is older: each process's running code converts its state
+            with `code_change(("down", vsn), state, extra)` first, `vsn` being the older
+            class's, then the older class takes over (as Erlang's downgrade).
+        timeout: seconds each process may take to suspend, and to run its `code_change`.
 
     Raises:
         UpgradeError: nothing changed; `.reason` says why, `.pid` which process failed.
@@ -103,7 +118,10 @@ async def upgrade(
     if type(module) is not str:
         raise TypeError(f"upgrade() takes a module name (str), got {module!r}")
     _check_timeout(timeout)
-    report: UpgradeReport = await request(("upgrade", module, extra, None, False, timeout), module)
+    path = None if source is None else Path(source)
+    report: UpgradeReport = await request(
+        ("upgrade", module, extra, path, bool(downgrade), timeout), module
+    )
     return report
 
 
