@@ -38,7 +38,7 @@ from ._modules import module_hash as module_hash
 from ._modules import note_behaviour as note_behaviour
 from ._modules import snapshot as snapshot
 from ._modules import target_class as target_class
-from ._server import DEFAULT_TIMEOUT, request
+from ._server import DEFAULT_TIMEOUT, Change, request
 from ._server import CodeReport as CodeReport
 from ._server import UpgradeError as UpgradeError
 from ._server import UpgradeReport as UpgradeReport
@@ -118,11 +118,9 @@ async def upgrade(
     if type(module) is not str:
         raise TypeError(f"upgrade() takes a module name (str), got {module!r}")
     _check_timeout(timeout)
-    path = None if source is None else Path(source)
-    report: UpgradeReport = await request(
-        ("upgrade", module, extra, path, bool(downgrade), timeout), module
-    )
-    return report
+    change = Change(module, None if source is None else Path(source), extra, bool(downgrade))
+    reports: list[UpgradeReport] = await request(("upgrade", [change], timeout), module)
+    return reports[0]
 
 
 def _check_timeout(timeout: float) -> None:

@@ -36,6 +36,7 @@ from ..sys import SYSTEM
 from . import _modules
 
 __all__ = [
+    "Change",
     "CodeReport",
     "CodeTable",
     "UpgradeError",
@@ -189,8 +190,8 @@ async def _server(code: CodeTable) -> None:
         from_, req = msg[1], msg[2]
         try:
             match req:
-                case ("upgrade", module, extra, source, down, timeout):
-                    result: Any = ("ok", await perform(code, module, extra, source, down, timeout))
+                case ("upgrade", changes, timeout):
+                    result: Any = ("ok", await perform(code, changes, timeout))
                 case _:
                     result = ("error", UpgradeError("?", ("unknown_request", req)))
         except UpgradeError as failed:
@@ -200,24 +201,116 @@ async def _server(code: CodeTable) -> None:
         _call.reply(from_, result)
 
 
-# -- one upgrade ---------------------------------------------------------------------------
+# -- upgrades ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One module of an upgrade: the code to load (default: its own file, read again), the
+    `extra` for its code_change, `down` for a downgrade, and `switch=False` to load the code
+    without touching the processes that run the module (Erlang's load_module)."""
+
+    module: str
+    source: Path | None = None
+    extra: Any = None
+    down: bool = False
+    switch: bool = True
+
+
+class _Loaded:
+    __slots__ = ("change", "new", "new_vsn", "old", "old_vsn")
+
+    def __init__(self, change: Change, old: ModuleType, new: ModuleType, old_vsn: str) -> None:
+        self.change = change
+        self.old = old
+        self.new = new
+        self.old_vsn = old_vsn
+        self.new_vsn = _modules.module_vsn(new)
 
 
 async def perform(
-    code: CodeTable,
-    module: str,
-    extra: Any,
-    source: Path | None = None,
-    down: bool = False,
-    timeout: float = DEFAULT_TIMEOUT,
-) -> UpgradeReport:
-    """Upgrade (or, with `down`, downgrade) `module` to the code in `source` (default: its
-    own file, read again), all or nothing. Runs in a kernel process."""
+    code: CodeTable, changes: list[Change], timeout: float = DEFAULT_TIMEOUT
+) -> list[UpgradeReport]:
+    """Upgrade the modules of `changes` together, in their order, all or nothing: if one
+    fails, none changed. Runs in a kernel process (the code server, the release handler)."""
     started = time.perf_counter()
+    loaded: list[_Loaded] = []
+    try:
+        for change in changes:
+            loaded.append(_load(change))
+    except UpgradeError as failed:
+        for done in reversed(loaded):
+            _modules.put(done.change.module, done.old)
+        _failed(failed.module, "-", None, 0, failed.reason, None)
+        raise
+    node = _node.get()
+    module_of: dict[Pid, _Loaded] = {}
+    requests: dict[Pid, Any] = {}
+    by_name = {done.change.module: done for done in loaded if done.change.switch}
+    for proc in list(node.procs.values()):
+        cls = proc.behaviour
+        if cls is None or proc.exiting or proc.pid.id in node.system:
+            continue
+        of = by_name.get(cls.__module__)
+        if of is None:
+            continue
+        module_of[proc.pid] = of
+        extra = of.change.extra
+        if of.change.down:
+            target = getattr(_modules.target_class(cls), "vsn", of.new_vsn)
+            requests[proc.pid] = ("change_code", ("down", target), extra)
+        else:
+            requests[proc.pid] = ("change_code", getattr(cls, "vsn", of.old_vsn), extra)
+    pause_start = time.perf_counter()
+    suspended, failure, silent = await _each(module_of, list(requests), "suspend", timeout)
+    changed: list[Pid] = []
+    if failure is None:
+        changed, failure, silent = await _each(module_of, suspended, requests.__getitem__, timeout)
+    if failure is not None:
+        for done in reversed(loaded):
+            _modules.put(done.change.module, done.old)
+        for pid in silent:  # busy or hung: undone once it gets to these
+            _tell(pid, "revert_code")
+            _tell(pid, "resume")
+        await _each(module_of, changed, "revert_code", timeout)
+        resumed = [pid for pid in suspended if pid not in silent]
+        await _each(module_of, resumed, "resume", timeout)
+        _failed(failure.module, "-", None, len(requests), failure.reason, failure.pid)
+        raise failure
+    for done in loaded:
+        code.commit(done.old, done.new)
+    await _each(module_of, suspended, "resume", timeout)
+    pause = time.perf_counter() - pause_start
+    seconds = time.perf_counter() - started
+    reports = []
+    for done in loaded:
+        pids = tuple(pid for pid in changed if module_of[pid] is done)
+        change = done.change
+        reports.append(
+            UpgradeReport(change.module, done.old_vsn, done.new_vsn, pids, seconds, pause)
+        )
+        emit(
+            _logger,
+            logging.INFO,
+            CodeReport(change.module, "upgraded", done.old_vsn, done.new_vsn, len(pids)),
+            "module %s %s from %s to %s (%d processes, paused %.1f ms)",
+            change.module,
+            "downgraded" if change.down else "upgraded",
+            done.old_vsn,
+            done.new_vsn,
+            len(pids),
+            pause * 1000,
+        )
+    return reports
+
+
+def _load(change: Change) -> _Loaded:
+    """Load the new code of one module (nothing else changes yet)."""
+    module = change.module
     old = sys.modules.get(module)
     if old is None:
         raise UpgradeError(module, "not_loaded")
-    path = source if source is not None else _modules.file_of(old)
+    path = change.source if change.source is not None else _modules.file_of(old)
     if path is None:
         raise UpgradeError(module, "no_source_file")
     old_vsn = _modules.module_vsn(old)
@@ -228,59 +321,8 @@ async def perform(
     try:
         _, new = _modules.install(module, path, data)
     except Exception as exc:
-        _failed(module, old_vsn, None, 0, exc, None)
         raise UpgradeError(module, exc) from exc
-    new_vsn = _modules.module_vsn(new)
-    procs = [
-        proc
-        for proc in _node.get().procs.values()
-        if proc.behaviour is not None
-        and proc.behaviour.__module__ == module
-        and not proc.exiting
-        and proc.pid.id not in _node.get().system
-    ]
-    requests: dict[Pid, Any] = {}
-    for proc in procs:
-        cls = proc.behaviour
-        assert cls is not None
-        if down:
-            target = getattr(_modules.target_class(cls), "vsn", new_vsn)
-            requests[proc.pid] = ("change_code", ("down", target), extra)
-        else:
-            requests[proc.pid] = ("change_code", getattr(cls, "vsn", old_vsn), extra)
-    pause_start = time.perf_counter()
-    suspended, failure, silent = await _each(module, list(requests), "suspend", timeout)
-    changed: list[Pid] = []
-    if failure is None:
-        changed, failure, silent = await _each(module, suspended, requests.__getitem__, timeout)
-    if failure is not None:
-        _modules.put(module, old)
-        for pid in silent:  # busy or hung: undone once it gets to these
-            _tell(pid, "revert_code")
-            _tell(pid, "resume")
-        await _each(module, changed, "revert_code", timeout)
-        await _each(module, [pid for pid in suspended if pid not in silent], "resume", timeout)
-        _failed(module, old_vsn, new_vsn, len(requests), failure.reason, failure.pid)
-        raise failure
-    code.commit(old, new)
-    await _each(module, suspended, "resume", timeout)
-    pause = time.perf_counter() - pause_start
-    report = UpgradeReport(
-        module, old_vsn, new_vsn, tuple(changed), time.perf_counter() - started, pause
-    )
-    emit(
-        _logger,
-        logging.INFO,
-        CodeReport(module, "upgraded", old_vsn, new_vsn, len(changed)),
-        "module %s %s from %s to %s (%d processes, paused %.1f ms)",
-        module,
-        "downgraded" if down else "upgraded",
-        old_vsn,
-        new_vsn,
-        len(changed),
-        pause * 1000,
-    )
-    return report
+    return _Loaded(change, old, new, old_vsn)
 
 
 def _failed(
@@ -290,16 +332,18 @@ def _failed(
         _logger,
         logging.ERROR,
         CodeReport(module, "failed", old_vsn, new_vsn, count, reason, pid),
-        "upgrade of module %s from %s failed%s: %r; the old code runs on",
+        "upgrade of module %s failed%s: %r; the old code runs on",
         module,
-        old_vsn,
         "" if pid is None else f" in {pid!r}",
         reason,
     )
 
 
 async def _each(
-    module: str, pids: list[Pid], request: str | Callable[[Pid], Any], timeout: float
+    module_of: dict[Pid, _Loaded],
+    pids: list[Pid],
+    request: str | Callable[[Pid], Any],
+    timeout: float,
 ) -> tuple[list[Pid], UpgradeError | None, list[Pid]]:
     """Send each pid its system request at once, then collect the answers:
     `(pids that answered ok, the first failure, pids silent for timeout seconds)`. A
@@ -321,12 +365,15 @@ async def _each(
         except TimeoutError:
             silent = [pid for _, pid in coll.to_list()]
             coll.abandon_all()
-            return ok, failure or UpgradeError(module, ("timeout", timeout), silent[0]), silent
+            if failure is None:
+                module = module_of[silent[0]].change.module
+                failure = UpgradeError(module, ("timeout", timeout), silent[0])
+            return ok, failure, silent
         if status == "ok":
             ok.append(pid)
         elif failure is None:
             reason = value[1] if type(value) is tuple and len(value) == 2 else value
-            failure = UpgradeError(module, reason, pid)
+            failure = UpgradeError(module_of[pid].change.module, reason, pid)
     return ok, failure, []
 
 
