@@ -254,8 +254,73 @@ def main() -> int:
     elapsed, count = w.run_otp(w.otp_tree_shutdown, width)
     row(f"shut down a tree of {count:,} processes", "", f"{elapsed * 1000:,.0f} ms", "", "", None)
 
+    missed += hot_code_upgrade(10_000 // scale, repeats)
+
     print("all targets met" if not missed else f"{missed} target(s) missed")
     return 1 if missed else 0
+
+
+def duration(seconds: float) -> str:
+    return f"{seconds * 1e6:,.0f} us" if seconds < 0.001 else f"{seconds * 1000:,.1f} ms"
+
+
+def hot_code_upgrade(n: int, repeats: int) -> int:
+    """The upgrade of a module run by `n` GenServers (`otp.code.upgrade`): its total and the
+    longest pause, from its report and measured apart; then the same under a steady call
+    load, with the calls' latency before and during the upgrade. Returns the targets missed."""
+    print()
+    print(f"Hot code upgrade: a module run by {n:,} GenServers (suspend, code_change, resume)")
+    row("", "report", "measured", "", "target", None)
+    runs = [w.run_otp(w.otp_upgrade, n) for _ in range(repeats)]
+    best = min(runs, key=lambda r: r.seconds)
+    missed = 0
+    ok = best.seconds < 1.0
+    missed += not ok
+    row(
+        f"upgrade {n:,} processes: total",
+        duration(best.seconds),
+        f"{duration(best.wall)} wall",
+        "",
+        "< 1 s",
+        ok,
+    )
+    ok = best.longest_pause < 0.010
+    missed += not ok
+    row(
+        "  longest pause of a process",
+        duration(best.longest_pause),
+        f"{duration(best.probe_gap)} probe",
+        "",
+        "< 10 ms",
+        ok,
+    )
+    row("  longest event-loop stall", "", duration(best.loop_stall), "", "", None)
+    full = best.gc_collections[2]
+    row("  in the garbage collector", "", duration(best.gc_seconds), f"{full} full", "", None)
+    pauses = w.run_otp(w.otp_upgrade, n, 0, True).pauses()  # each process's own, traced
+    p50, _ = percentiles(pauses)
+    row("  pause per process, traced: p50", "", duration(p50), "", "", None)
+    row("  pause per process, traced: max", "", duration(pauses[-1]), "", "", None)
+
+    loaded = w.run_otp(w.otp_upgrade, n, w.UPGRADE_CLIENTS)
+    clients, rate = w.UPGRADE_CLIENTS, loaded.calls_per_second()
+    row(
+        f"under load: {clients} clients, {rate:,.0f} calls/s", "before", "during", "ratio", "", None
+    )
+    before, during = loaded.latencies("before"), loaded.latencies("during")
+    for label, i in (("p50", 0), ("p99", 1)):
+        b, d = percentiles(before)[i], percentiles(during)[i]
+        row(f"  call latency {label}", duration(b), duration(d), f"{d / b:,.0f}x", "", None)
+    row("  calls measured", f"{len(before):,}", f"{len(during):,}", "", "", None)
+    row(
+        "  upgrade total, longest pause",
+        duration(loaded.seconds),
+        duration(loaded.longest_pause),
+        "",
+        "",
+        None,
+    )
+    return missed
 
 
 if __name__ == "__main__":

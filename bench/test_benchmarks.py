@@ -30,3 +30,18 @@ def test_workload(
         benchmark.pedantic(w.run_bare, args=(bare, n), rounds=5, iterations=1)
     else:
         benchmark.pedantic(w.run_otp, args=(kernel, n), rounds=5, iterations=1)
+
+
+def test_upgrade(benchmark: Any) -> None:
+    """A module run by 1,000 GenServers upgraded (`otp.code.upgrade`). The whole node run is
+    timed, as for the cases above; the upgrade's own figures go to `extra_info`."""
+    benchmark.group = "upgrade"
+    run = benchmark.pedantic(w.run_otp, args=(w.otp_upgrade, 1000), rounds=5, iterations=1)
+    benchmark.extra_info.update(
+        processes=run.processes,
+        upgrade_seconds=run.seconds,
+        longest_pause=run.longest_pause,
+        probe_gap=run.probe_gap,
+        loop_stall=run.loop_stall,
+        gc_seconds=run.gc_seconds,
+    )

@@ -678,3 +678,296 @@ async def otp_tree_shutdown(width: int) -> tuple[float, int]:
     elapsed = time.perf_counter() - start
     assert otp.processes() == [otp.self()]
     return elapsed, count
+
+
+# -- Hot code upgrade ----------------------------------------------------------------------------
+
+import importlib  # noqa: E402
+import itertools  # noqa: E402
+import sys  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+
+# Version 1 of the upgraded module: a server whose state is a small dict; a call answers the
+# code version that handled it.
+HOT_V1 = '''"""Version 1 of the upgrade benchmark's server (written by bench/workloads.py)."""
+
+from typing import Any
+
+from behaviours import GenServer, Reply
+
+
+class Hot(GenServer[Any]):
+    vsn = "1"
+
+    def init(self, n: int) -> Any:
+        return {"id": n, "count": 0}
+
+    def handle_call(self, request: Any, from_: Any, state: Any) -> Any:
+        state["count"] += 1
+        return Reply("1", state)
+'''
+
+# Version 2: the state changes shape, and code_change converts it.
+HOT_V2 = '''"""Version 2 of the upgrade benchmark's server (written by bench/workloads.py)."""
+
+from typing import Any
+
+from behaviours import GenServer, Reply
+
+
+class Hot(GenServer[Any]):
+    vsn = "2"
+
+    def init(self, n: int) -> Any:
+        return {"id": n, "stats": {"calls": 0}, "vsn": "2"}
+
+    def handle_call(self, request: Any, from_: Any, state: Any) -> Any:
+        state["stats"]["calls"] += 1
+        return Reply("2", state)
+
+    def code_change(self, old_vsn: Any, state: Any, extra: Any) -> Any:
+        return {"id": state["id"], "stats": {"calls": state["count"]}, "vsn": "2"}
+'''
+
+UPGRADE_CLIENTS = 4  # the steady call load: clients, each sending a call every CALL_INTERVAL
+CALL_INTERVAL = 0.001
+LOAD_BEFORE = 0.5  # seconds of load before the upgrade starts, and after it ends
+LOAD_AFTER = 0.2
+
+_hot_names = itertools.count()
+
+
+@contextlib.contextmanager
+def hot_module() -> Iterator[tuple[str, Path]]:
+    """A fresh module (unique name) written as HOT_V1 into a temporary directory on sys.path
+    and imported: `(name, path)`. Write HOT_V2 over `path`, then upgrade `name`."""
+    name = f"bench_hot_{os.getpid()}_{next(_hot_names)}"
+    with tempfile.TemporaryDirectory(prefix="otp-bench-") as tmp:
+        path = Path(tmp) / f"{name}.py"
+        path.write_text(HOT_V1)
+        sys.path.insert(0, tmp)
+        try:
+            importlib.invalidate_caches()
+            importlib.import_module(name)
+            yield name, path
+        finally:
+            sys.modules.pop(name, None)
+            sys.path.remove(tmp)
+
+
+@dataclass
+class UpgradeRun:
+    """One upgrade of a module run by `processes` GenServers, in seconds."""
+
+    processes: int
+    seconds: float  # the report's total
+    longest_pause: float  # the report's: its first suspend to its last resume
+    wall: float  # `await otp.code.upgrade(...)` as its caller saw it
+    probe_gap: float  # longest wait between two answers to a probe calling a server back to back
+    loop_stall: float  # longest a 1 ms timer fired late: what every process of the node felt
+    gc_seconds: float = 0.0  # spent in the cyclic garbage collector during the upgrade
+    gc_collections: tuple[int, int, int] = (0, 0, 0)  # its collections, by generation
+    # each call of the steady load as (sent, answered), and the upgrade's window
+    calls: list[tuple[float, float]] = field(default_factory=list)
+    window: tuple[float, float] = (0.0, 0.0)
+    load_seconds: float = 0.0
+    # traced runs only: when each process handled each system request ("suspend",
+    # "change_code", "resume"), as seconds from the upgrade's start
+    marks: dict[str, dict[otp.Pid, float]] = field(default_factory=dict)
+
+    def latencies(self, part: str) -> list[float]:
+        """The load's call latencies "before" the upgrade (answered before it started),
+        "during" it (sent or answered inside its window) or "after" it (sent after it)."""
+        start, end = self.window
+        if part == "before":
+            chosen = [(s, a) for s, a in self.calls if a < start]
+        elif part == "during":
+            chosen = [(s, a) for s, a in self.calls if s <= end and a >= start]
+        else:
+            chosen = [(s, a) for s, a in self.calls if s > end]
+        return [a - s for s, a in chosen]
+
+    def calls_per_second(self) -> float:
+        return len(self.calls) / self.load_seconds if self.load_seconds else 0.0
+
+    def pauses(self) -> list[float]:
+        """Traced runs: each process's own pause, from its suspend to its resume."""
+        suspended, resumed = self.marks.get("suspend", {}), self.marks.get("resume", {})
+        return sorted(resumed[pid] - t for pid, t in suspended.items() if pid in resumed)
+
+
+class _GcClock:
+    """The time the cyclic garbage collector takes while it is on (`gc.callbacks`)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.collections = [0, 0, 0]
+        self._started = 0.0
+
+    def __enter__(self) -> _GcClock:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._started
+            self.collections[info["generation"]] += 1
+
+
+def _trace_system_messages(marks: dict[str, dict[otp.Pid, float]]) -> Callable[[], None]:
+    """Record when each process has handled each system request (a GenServer looks up
+    `otp.sys.handle` at every system message); returns what undoes it."""
+    handle = otp.sys.handle
+    clock = time.perf_counter
+
+    async def traced(handler: Any, from_: Any, request: Any) -> None:
+        await handle(handler, from_, request)
+        kind = request if type(request) is str else request[0]
+        marks.setdefault(kind, {})[otp.self()] = clock()
+
+    otp.sys.handle = traced
+
+    def untrace() -> None:
+        otp.sys.handle = handle
+
+    return untrace
+
+
+async def _gap_probe(pid: otp.Pid, running: list[bool], out: list[float], parent: otp.Pid) -> None:
+    """Call `pid` back to back; the longest time between two answers is the longest pause
+    this server's callers felt."""
+    clock, call = time.perf_counter, GenServer.call
+    last, longest = clock(), 0.0
+    while running[0]:
+        await call(pid, "get")
+        now = clock()
+        longest = max(longest, now - last)
+        last = now
+    out.append(longest)
+    otp.send(parent, "helper_done")
+
+
+async def _ticker(running: list[bool], out: list[float], parent: otp.Pid) -> None:
+    """Sleep 1 ms at a time; the latest wake-up is the longest the event loop was held."""
+    clock, sleep, tick = time.perf_counter, asyncio.sleep, 0.001
+    longest = 0.0
+    while running[0]:
+        t = clock()
+        await sleep(tick)
+        longest = max(longest, clock() - t - tick)
+    out.append(longest)
+    otp.send(parent, "helper_done")
+
+
+async def _paced_client(
+    pids: list[otp.Pid],
+    running: list[bool],
+    out: list[tuple[float, float]],
+    parent: otp.Pid,
+) -> None:
+    """A steady load: a call to the next server every CALL_INTERVAL, whether or not the
+    earlier ones were answered (a paused server does not slow the load down); each call is
+    recorded as (sent, answered)."""
+    clock = time.perf_counter
+    send_request, wait_response = GenServer.send_request, GenServer.wait_response
+    pending = GenServer.reqids_new()
+    sent = 0
+    due = clock()
+    while running[0] or pending:
+        now = clock()
+        while running[0] and now >= due:  # behind schedule (the loop was held): catch up
+            pending.add(send_request(pids[sent % len(pids)], "get"), clock())
+            sent += 1
+            due += CALL_INTERVAL
+        wait = max(due - clock(), 0.001) if running[0] else 5.0  # (uvloop's timers: 1 ms)
+        if not pending:
+            await asyncio.sleep(wait)
+            continue
+        try:
+            _, sent_at = await wait_response(pending, wait)
+        except TimeoutError:
+            continue
+        out.append((sent_at, clock()))
+    otp.send(parent, "helper_done")
+
+
+async def otp_upgrade(
+    n: int, clients: int = 0, trace: bool = False, profiler: Any = None
+) -> UpgradeRun:
+    """Start `n` servers of HOT_V1, write HOT_V2 over it and upgrade: measured by the report,
+    by two probes calling the first and the last server back to back, and by a 1 ms ticker.
+
+    `clients`: that many clients make a steady load of calls to the servers (from
+    LOAD_BEFORE seconds before the upgrade to LOAD_AFTER after it). `trace`: record when each
+    process handled each system request (costs a little). `profiler`: a `cProfile.Profile`
+    enabled for the upgrade only.
+    """
+    quiet_reports()
+    clock = time.perf_counter
+    with hot_module() as (name, path):
+        cls = sys.modules[name].Hot
+        pids = [await cls.start(i) for i in range(n)]
+        me = otp.self()
+        running = [True]
+        gaps: list[float] = []
+        stalls: list[float] = []
+        calls: list[tuple[float, float]] = []
+        helpers = [otp.spawn(_gap_probe, pid, running, gaps, me) for pid in (pids[0], pids[-1])]
+        helpers.append(otp.spawn(_ticker, running, stalls, me))
+        for k in range(clients):
+            helpers.append(otp.spawn(_paced_client, pids[k::clients], running, calls, me))
+        load_start = clock()
+        await asyncio.sleep(LOAD_BEFORE if clients else 0.01)
+        path.write_text(HOT_V2)
+        marks: dict[str, dict[otp.Pid, float]] = {}
+        untrace = _trace_system_messages(marks) if trace else None
+        try:
+            if profiler is not None:
+                profiler.enable()
+            with _GcClock() as collector:
+                start = clock()
+                report = await otp.code.upgrade(name)
+                end = clock()
+        finally:
+            if profiler is not None:
+                profiler.disable()
+            if untrace is not None:
+                untrace()
+        if clients:
+            await asyncio.sleep(LOAD_AFTER)
+        running[0] = False
+        load_seconds = clock() - load_start
+        for _ in helpers:
+            await otp.receive(lambda m: m == "helper_done")
+        # what was measured is an upgrade: every server runs the new code, none was lost
+        assert len(report.processes) == n, (len(report.processes), n)
+        assert await GenServer.call(pids[n // 2], "get") == "2"
+        for pid in pids:
+            otp.exit(pid, otp.KILL)
+        for pid in pids:
+            while otp.is_alive(pid):
+                await asyncio.sleep(0)
+    return UpgradeRun(
+        processes=n,
+        seconds=report.seconds,
+        longest_pause=report.longest_pause,
+        wall=end - start,
+        probe_gap=max(gaps),
+        loop_stall=max(stalls),
+        gc_seconds=collector.seconds,
+        gc_collections=(
+            collector.collections[0],
+            collector.collections[1],
+            collector.collections[2],
+        ),
+        calls=calls,
+        window=(start, end),
+        load_seconds=load_seconds if clients else 0.0,
+        marks={kind: {pid: t - start for pid, t in times.items()} for kind, times in marks.items()},
+    )

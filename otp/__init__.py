@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from . import application as application
 from . import code as code
+from . import release as release
 from . import reports as reports
 from . import sys as sys
 from ._app import Application as Application
@@ -68,6 +69,7 @@ from .errors import NoProcessError as NoProcessError
 from .errors import NotRegisteredError as NotRegisteredError
 from .errors import OTPError as OTPError
 from .errors import StartError as StartError
+from .release import Release as Release
 
 __all__ = [
     "IGNORE",
@@ -92,6 +94,7 @@ __all__ = [
     "Pid",
     "ProcessInfo",
     "Ref",
+    "Release",
     "StartError",
     "TimerRef",
     "application",
@@ -110,6 +113,7 @@ __all__ = [
     "receive",
     "register",
     "registered",
+    "release",
     "reports",
     "run",
     "self",

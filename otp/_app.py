@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -29,7 +29,12 @@ class ApplicationError(OTPError):
 class Application:
     """An application spec. `start(start_args)` is an async callable returning the pid of the
     top supervisor (`start=None`: a library application, with no processes); `stop()` runs
-    after the tree has stopped. `applications` are started first; `env` holds the defaults."""
+    after the tree has stopped. `applications` are started first; `env` holds the defaults.
+
+    For releases: `config_change(changed, new, removed)` is called when an upgrade changes
+    the env of the running application (`changed` and `new` map keys to their new values,
+    `removed` lists keys); `appup` maps a previous `vsn` to the steps an upgrade from it
+    takes instead of the derived plan (`otp.release.update/load/restart_application`)."""
 
     name: str
     start: Callable[[Any], Awaitable[Pid | None]] | None = None
@@ -39,3 +44,5 @@ class Application:
     applications: tuple[str | Application, ...] = ()
     env: Mapping[str, Any] = field(default_factory=dict)
     start_args: Any = None
+    config_change: Callable[[dict[str, Any], dict[str, Any], list[str]], Any] | None = None
+    appup: Mapping[str, Sequence[Any]] = field(default_factory=dict)

@@ -102,6 +102,17 @@ class AppTable:
         env.update(_config.check(spec.name, env, self.node.config.get(spec.name, {})))
         self.loaded[spec.name] = _Loaded(spec, env)
 
+    def replace(self, spec: Application) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Take a new version of a loaded application's spec (a release upgrade): its env is
+        its defaults under the node's configuration again; `(old env, new env)`."""
+        loaded = self._loaded(spec.name)
+        _check_spec(spec)
+        env = dict(spec.env)
+        env.update(_config.check(spec.name, env, self.node.config.get(spec.name, {})))
+        old = loaded.env
+        self.loaded[spec.name] = _Loaded(spec, env)
+        return old, dict(env)
+
     def unload(self, name: str) -> None:
         if name in self.running:
             raise ApplicationError(("running", name), f"cannot unload {name!r}: it is running")

@@ -282,10 +282,46 @@ async def _stop(args: dict[str, Any]) -> str:
     return "stopping"
 
 
+async def _release(args: dict[str, Any], step: str) -> Any:
+    from . import release
+
+    match step:
+        case "check":
+            return await release.check(args.get("vsn"))  # type: ignore[arg-type]
+        case "upgrade":
+            report = await release.install(
+                args.get("vsn"),  # type: ignore[arg-type]
+                window=args.get("window", release.DEFAULT_WINDOW),
+                max_crash_ratio=args.get("max_crash_ratio", release.DEFAULT_MAX_CRASH_RATIO),
+            )
+            return {
+                "release": report.module,
+                "from": report.old_vsn,
+                "to": report.new_vsn,
+                "processes": len(report.processes),
+            }
+        case "rollback":
+            return await release.rollback()
+        case "permanent":
+            return await release.make_permanent()
+    return [list(row) for row in await release.which_releases()]
+
+
+def _release_step(step: str) -> Callable[[dict[str, Any]], Awaitable[Any]]:
+    async def command(args: dict[str, Any]) -> Any:
+        return await _release(args, step)
+
+    return command
+
+
 _COMMANDS: Final[dict[str, Callable[[dict[str, Any]], Awaitable[Any]]]] = {
     "status": _status,
     "tree": _tree,
     "stop": _stop,
+    **{
+        f"release_{step}": _release_step(step)
+        for step in ("check", "upgrade", "rollback", "permanent", "list")
+    },
 }
 
 

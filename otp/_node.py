@@ -45,6 +45,8 @@ class Node:
         "on_exit",
         "on_spawn",
         "procs",
+        "release",
+        "report_watchers",
         "started_at",
         "stopping",
         "system",
@@ -66,6 +68,8 @@ class Node:
         self.system: set[int] = set()  # kernel processes (application controller, ...)
         self.apps: Any = None  # the application table, once the controller runs
         self.code: Any = None  # the code table, once the code server runs
+        self.release: Any = None  # the release the node runs, when it runs one
+        self.report_watchers: list[Callable[[Any], None]] = []
         # env overrides by application: key -> (value, where it was set)
         self.config: dict[str, dict[str, tuple[Any, str]]] = {}
         self.started_at = time.time()

@@ -1,7 +1,12 @@
 """The `otp` command: run a node in the foreground, and look into or stop a running one.
 
     otp run SPEC [--name N] [--cookie C] [--config F] [--set app.key=value] [--run-dir D]
+            [--reload]
+    otp run --release [VSN] [--build-dir B] ...   (a release's snapshot: the permanent one)
     otp status | tree [--json] | stop        [--name N] [--run-dir D] [--cookie C]
+    otp release build SPEC [--build-dir B]
+    otp release check VSN | upgrade VSN [--window S] [--max-crash-ratio R]
+              | rollback | permanent | list  [--name N] [--run-dir D] [--cookie C]
 
 `run` starts the application SPEC (`package.module:attr`) with its dependencies, logs to
 stderr, and stops cleanly on SIGTERM or SIGINT (applications in reverse start order). The
@@ -17,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import fcntl
+import importlib
 import logging
 import os
 import secrets
@@ -24,14 +30,16 @@ import signal
 import stat
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from . import _config, _control, _node, application
+from . import _config, _control, _node, application, code, release
 from ._mailbox import receive
 from ._runner import run
+from ._spawn import spawn
 from ._values import NORMAL
 from .errors import ExitError, OTPError
 
@@ -67,8 +75,20 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--cookie", default=os.environ.get("OTP_COOKIE"), help="the node's cookie")
 
     run_p = commands.add_parser("run", help="run a node with an application, in the foreground")
-    run_p.add_argument("spec", help="the application: package.module:attr")
+    run_p.add_argument("spec", nargs="?", help="the application: package.module:attr")
     common(run_p)
+    run_p.add_argument(
+        "--release",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="VSN",
+        help="run a built release (default: the permanent one) instead of SPEC",
+    )
+    run_p.add_argument("--build-dir", type=Path, default=Path("_build"), help="default: _build")
+    run_p.add_argument(
+        "--reload", action="store_true", help="upgrade changed behaviour modules on save"
+    )
     run_p.add_argument("--config", action="append", default=[], help="a TOML file of [app] env")
     run_p.add_argument(
         "--set", action="append", default=[], metavar="APP.KEY=VALUE", help="one env value"
@@ -86,7 +106,33 @@ def _parser() -> argparse.ArgumentParser:
         if name != "stop":
             p.add_argument("--json", action="store_true", help="print JSON")
         p.set_defaults(handler=handler)
+    _release_parser(commands, common)
     return parser
+
+
+def _release_parser(commands: Any, common: Any) -> None:
+    release_p = commands.add_parser("release", help="build, install and roll back releases")
+    steps = release_p.add_subparsers(required=True, metavar="STEP")
+    build_p = steps.add_parser("build", help="snapshot a release into BUILD_DIR/releases/VSN")
+    build_p.add_argument("spec", help="the release: package.module:attr")
+    build_p.add_argument("--build-dir", type=Path, default=Path("_build"), help="default: _build")
+    build_p.set_defaults(handler=_release_build)
+    for name, text in (
+        ("check", "print what installing VSN would do"),
+        ("upgrade", "install VSN on the running node"),
+        ("rollback", "go back to the permanent release"),
+        ("permanent", "make the running release permanent now"),
+        ("list", "each release and its status"),
+    ):
+        p = steps.add_parser(name, help=text)
+        if name in ("check", "upgrade"):
+            p.add_argument("vsn")
+        if name == "upgrade":
+            p.add_argument("--window", type=float, default=30.0, help="seconds (default 30)")
+            p.add_argument("--max-crash-ratio", type=float, default=0.05, help="default 0.05")
+        common(p)
+        p.add_argument("--json", action="store_true", help="print JSON")
+        p.set_defaults(handler=_release_command, step=name)
 
 
 def _own_run_dir(run_dir: Path) -> None:
@@ -139,12 +185,14 @@ def _run(args: argparse.Namespace) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if (args.spec is None) == (args.release is None):
+        raise ValueError("otp run takes an application SPEC or --release [VSN], one of the two")
     settings: _config.Settings = {}
     for path in args.config:
         _config.load_file(path, settings)
     for option in args.set:
         _config.parse_set(option, settings)
-    if os.getcwd() not in sys.path:
+    if args.spec is not None and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # SPEC names a module of the current project
     socket_path, cookie_path = _paths(args)
     _own_run_dir(socket_path.parent)
@@ -155,7 +203,7 @@ def _run(args: argparse.Namespace) -> int:
         try:
             run(
                 _node_main,
-                args.spec,
+                _Boot(args.spec, args.release, args.build_dir, args.reload),
                 settings,
                 socket_path,
                 cookie,
@@ -185,7 +233,24 @@ def _write_cookie(path: Path, cookie: str) -> None:
         f.write(cookie)
 
 
-async def _node_main(spec: str, settings: _config.Settings, socket_path: Path, cookie: str) -> None:
+@dataclass(frozen=True)
+class _Boot:
+    """What `otp run` starts: an application SPEC, or a release from BUILD_DIR."""
+
+    spec: str | None
+    release: str | None  # "" for the permanent one
+    build_dir: Path
+    reload: bool
+
+    async def start(self) -> list[str]:
+        if self.spec is not None:
+            return await application.ensure_all_started(application.load(self.spec), "permanent")
+        return await release.boot(self.build_dir, self.release or None)
+
+
+async def _node_main(
+    boot: _Boot, settings: _config.Settings, socket_path: Path, cookie: str
+) -> None:
     node = _node.get()
     node.config.update(settings)
     loop = asyncio.get_running_loop()
@@ -199,9 +264,12 @@ async def _node_main(spec: str, settings: _config.Settings, socket_path: Path, c
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
+    loop.add_signal_handler(signal.SIGUSR2, _reload_changed)
     server = await _control.serve(socket_path, cookie)
     try:
-        started = await application.ensure_all_started(application.load(spec), "permanent")
+        started = await boot.start()
+        if boot.reload:
+            code.watch([Path.cwd() if boot.spec is not None else node.release.lib])
         _logger.info(
             "node %s started %s in %.3f s; control socket %s",
             node.name,
@@ -212,14 +280,20 @@ async def _node_main(spec: str, settings: _config.Settings, socket_path: Path, c
         await receive(lambda m: False)
     finally:
         await server.close()  # each open connection is told that the node is stopping
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2):
             loop.remove_signal_handler(sig)
+
+
+def _reload_changed() -> None:
+    """SIGUSR2: upgrade every behaviour module whose source changed, now."""
+    _logger.info("SIGUSR2: upgrading the modules that changed")
+    spawn(code.upgrade_changed)
 
 
 # -- the client commands --------------------------------------------------------------------
 
 
-def _request(args: argparse.Namespace, command: str) -> Any:
+def _request(args: argparse.Namespace, command: str, request: dict[str, Any] | None = None) -> Any:
     socket_path, cookie_path = _paths(args)
     if not socket_path.exists():
         raise _control.ControlError(
@@ -233,7 +307,7 @@ def _request(args: argparse.Namespace, command: str) -> Any:
             raise _control.ControlError(
                 f"no cookie: pass --cookie or set OTP_COOKIE (no readable {cookie_path})"
             ) from None
-    return _control.call(socket_path, cookie, command)
+    return _control.call(socket_path, cookie, command, request)
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -283,6 +357,70 @@ def _print_tree(entry: dict[str, Any], prefix: str, last: bool) -> None:
     children = entry.get("children", [])
     for i, child in enumerate(children):
         _print_tree(child, prefix + ("   " if last else "│  "), i == len(children) - 1)
+
+
+def _release_build(args: argparse.Namespace) -> int:
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # SPEC names a module of the current project
+    module_name, _, attr = args.spec.partition(":")
+    if not attr:
+        raise ValueError(f"a release is given as package.module:attr\nGot: {args.spec!r}")
+    spec = getattr(importlib.import_module(module_name), attr, None)
+    if not isinstance(spec, release.Release):
+        raise ValueError(f"{args.spec} is not an otp.Release\nGot: {spec!r}")
+    manifest = release.build(args.spec, spec, Path.cwd(), args.build_dir)
+    where = args.build_dir / "releases" / manifest.vsn
+    print(
+        f"built release {manifest.name} {manifest.vsn} in {where} ({len(manifest.modules)} modules)"
+    )
+    return 0
+
+
+def _release_command(args: argparse.Namespace) -> int:
+    step = args.step
+    request: dict[str, Any] = {"vsn": getattr(args, "vsn", None)}
+    if step == "upgrade":
+        request.update(window=args.window, max_crash_ratio=args.max_crash_ratio)
+    result = _request(args, f"release_{step}", request)
+    if args.json:
+        _print_json(result)
+    elif step == "list":
+        for vsn, status, note in result:
+            print(f"{vsn:<12} {status:<10} {note}".rstrip())
+    elif step == "check":
+        _print_plan(result)
+    elif step == "upgrade":
+        print(
+            f"release {result['release']} upgraded from {result['from']} to {result['to']} "
+            f"({result['processes']} processes); permanent after the watch window"
+        )
+    else:
+        print(f"release {result} {'running' if step == 'rollback' else 'permanent'}")
+    return 0
+
+
+def _print_plan(plan: dict[str, Any]) -> None:
+    kind = "downgrade" if plan["downgrade"] else "upgrade"
+    print(f"{kind} from {plan['from']} to {plan['to']}:")
+    labels = (
+        ("stop_applications", "stop applications"),
+        ("update", "upgrade modules (code_change), in order"),
+        ("load", "load modules"),
+        ("config_change", "config_change"),
+        ("restart_applications", "restart applications"),
+        ("start_applications", "start applications"),
+        ("added_modules", "new modules"),
+        ("removed_modules", "modules gone"),
+    )
+    for key, label in labels:
+        value = plan[key]
+        if not value:
+            continue
+        if isinstance(value, dict):
+            value = [
+                f"{app} {sorted({k for v in c.values() for k in v})}" for app, c in value.items()
+            ]
+        print(f"  {label}: {', '.join(map(str, value))}")
 
 
 def _stop(args: argparse.Namespace) -> int:

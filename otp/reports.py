@@ -17,6 +17,7 @@ import traceback
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+from . import _node
 from ._values import Pid
 
 if TYPE_CHECKING:
@@ -48,11 +49,17 @@ def emit(
     *args: Any,
     exc: BaseException | None = None,
 ) -> None:
-    """Log `report` (as the record's `otp_report`) if anyone listens at `level`.
+    """Log `report` (as the record's `otp_report`) if anyone listens at `level`, and show
+    it to the node's report watchers (the release handler's watch window), whatever the
+    logging levels.
 
     The record is built directly: the runtime's reports have no useful caller frame, and
     looking one up costs more than the rest of a crash.
     """
+    node = _node.current
+    if node is not None and node.report_watchers:
+        for watcher in list(node.report_watchers):
+            watcher(report)
     if not logger.isEnabledFor(level):
         return
     exc_info = (type(exc), exc, exc.__traceback__) if exc is not None else None

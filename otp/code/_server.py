@@ -28,8 +28,9 @@ from .. import _call, _node
 from .._mailbox import deliver, receive
 from .._node import make_ref
 from .._registry import register
+from .._signals import kill
 from .._spawn import spawn
-from .._values import Pid
+from .._values import KILLED, Pid
 from ..errors import CallError, OTPError
 from ..reports import emit
 from ..sys import SYSTEM
@@ -243,24 +244,8 @@ async def perform(
             _modules.put(done.change.module, done.old)
         _failed(failed.module, "-", None, 0, failed.reason, None)
         raise
-    node = _node.get()
-    module_of: dict[Pid, _Loaded] = {}
-    requests: dict[Pid, Any] = {}
     by_name = {done.change.module: done for done in loaded if done.change.switch}
-    for proc in list(node.procs.values()):
-        cls = proc.behaviour
-        if cls is None or proc.exiting or proc.pid.id in node.system:
-            continue
-        of = by_name.get(cls.__module__)
-        if of is None:
-            continue
-        module_of[proc.pid] = of
-        extra = of.change.extra
-        if of.change.down:
-            target = getattr(_modules.target_class(cls), "vsn", of.new_vsn)
-            requests[proc.pid] = ("change_code", ("down", target), extra)
-        else:
-            requests[proc.pid] = ("change_code", getattr(cls, "vsn", of.old_vsn), extra)
+    module_of, requests = _requests(by_name, lambda cls: True)
     pause_start = time.perf_counter()
     suspended, failure, silent = await _each(module_of, list(requests), "suspend", timeout)
     changed: list[Pid] = []
@@ -281,6 +266,7 @@ async def perform(
         code.commit(done.old, done.new)
     await _each(module_of, suspended, "resume", timeout)
     pause = time.perf_counter() - pause_start
+    changed += await _stragglers(code, by_name, timeout)
     seconds = time.perf_counter() - started
     reports = []
     for done in loaded:
@@ -302,6 +288,56 @@ async def perform(
             pause * 1000,
         )
     return reports
+
+
+def _requests(
+    by_name: dict[str, _Loaded], wanted: Callable[[type], bool]
+) -> tuple[dict[Pid, _Loaded], dict[Pid, Any]]:
+    """The processes running a behaviour class of the modules in `by_name` (and `wanted`),
+    and the change_code request each gets."""
+    node = _node.get()
+    module_of: dict[Pid, _Loaded] = {}
+    requests: dict[Pid, Any] = {}
+    for proc in list(node.procs.values()):
+        cls = proc.behaviour
+        if cls is None or proc.exiting or proc.pid.id in node.system:
+            continue
+        of = by_name.get(cls.__module__)
+        if of is None or not wanted(cls):
+            continue
+        module_of[proc.pid] = of
+        extra = of.change.extra
+        if of.change.down:
+            target = getattr(_modules.target_class(cls), "vsn", of.new_vsn)
+            requests[proc.pid] = ("change_code", ("down", target), extra)
+        else:
+            requests[proc.pid] = ("change_code", getattr(cls, "vsn", of.old_vsn), extra)
+    return module_of, requests
+
+
+async def _stragglers(code: CodeTable, by_name: dict[str, _Loaded], timeout: float) -> list[Pid]:
+    """Switch the processes that started on the old code while the upgrade went on (a
+    supervisor's restart, say); one that cannot switch is killed, for its supervisor to
+    start it again on the new code (as Erlang purges old code)."""
+    switched: list[Pid] = []
+    for _ in range(3):
+        module_of, requests = _requests(by_name, lambda cls: cls in code.replaced)
+        if not requests:
+            break
+        suspended, _, _ = await _each(module_of, list(requests), "suspend", timeout)
+        ok, _, hung = await _each(module_of, suspended, requests.__getitem__, timeout)
+        await _each(module_of, [pid for pid in suspended if pid not in hung], "resume", timeout)
+        switched += ok
+        for pid in requests:
+            proc = pid._proc
+            if pid not in ok and proc is not None:
+                _logger.error(
+                    "%r did not switch to the new code of %s: killed",
+                    pid,
+                    module_of[pid].change.module,
+                )
+                kill(proc, KILLED)
+    return switched
 
 
 def _load(change: Change) -> _Loaded:

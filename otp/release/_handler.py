@@ -1,0 +1,554 @@
+"""The release handler: a kernel process that boots, installs and rolls back releases.
+
+An install checks everything first (the manifest and its hashes, the plan), then: stops the
+applications the new release drops, switches the code of every changed module at once
+through the code server (all or nothing: a failure here leaves the node as it was), then
+gives the running applications their new specs (`config_change` for a changed env),
+restarts and starts applications. Then a watch window: if the upgraded processes crash too
+often, or a supervisor gives up, the handler rolls back on its own; otherwise the release
+becomes permanent when the window ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from .. import _call, _node, application
+from .._app import Application
+from .._mailbox import receive, send
+from .._process import current
+from .._registry import register
+from .._signals import kill
+from .._spawn import spawn
+from .._timers import TimerRef, cancel_timer, send_after
+from .._values import KILLED, Pid, is_abnormal
+from ..code import _modules
+from ..code._server import Change, CodeTable, UpgradeError, UpgradeReport, perform
+from ..code._server import table as code_table
+from ..reports import emit
+from ._manifest import Manifest, Releases, read_manifest, read_releases, release_dir, write_releases
+from ._plan import Plan, derive
+from ._spec import Load, Release, ReleaseError, RestartApplication, Update
+
+__all__ = ["ReleaseReport", "ReleaseTable", "boot", "request"]
+
+HANDLER: Final = "release_handler"
+KIND: Final = "$release"
+
+_logger = logging.getLogger("otp.release")
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseReport:
+    """A release event (logged on `otp.release`): `context` is `installed`, `permanent`,
+    `rolled_back` or `install_failed`."""
+
+    release: str
+    vsn: str
+    context: str
+    from_vsn: str | None = None
+    reason: Any = None
+
+
+class _Trial:
+    """The watch window after an install."""
+
+    __slots__ = (
+        "count",
+        "crashes",
+        "from_vsn",
+        "max_crash_ratio",
+        "modules",
+        "timeout",
+        "timer",
+        "watcher",
+    )
+
+    def __init__(
+        self, from_vsn: str, modules: set[str], count: int, ratio: float, timeout: float
+    ) -> None:
+        self.from_vsn = from_vsn
+        self.timeout = timeout
+        self.modules = modules
+        self.count = max(1, count)
+        self.crashes = 0
+        self.max_crash_ratio = ratio
+        self.timer: TimerRef | None = None
+        self.watcher: Any = None
+
+
+class ReleaseTable:
+    """The release a node runs: where its builds are, which version runs, the statuses."""
+
+    def __init__(self, build_dir: Path, manifest: Manifest, releases: Releases) -> None:
+        self.build_dir = build_dir
+        self.manifest = manifest
+        self.releases = releases
+        self.trial: _Trial | None = None
+
+    @property
+    def vsn(self) -> str:
+        return self.manifest.vsn
+
+    @property
+    def lib(self) -> Path:
+        return release_dir(self.build_dir, self.vsn) / "lib"
+
+    def refresh(self) -> None:
+        """Learn of the releases built since the node read RELEASES.json (a build adds
+        them; the statuses of the ones it knows are the node's)."""
+        on_disk = read_releases(self.build_dir)
+        for state in [] if on_disk is None else on_disk.releases:
+            if self.releases.get(state.vsn) is None:
+                self.releases.set(state.vsn, state.status, state.note)
+
+    def save(self) -> None:
+        self.refresh()
+        write_releases(self.build_dir, self.releases)
+
+
+# -- booting --------------------------------------------------------------------------------
+
+
+async def boot(build_dir: Path, vsn: str | None = None) -> list[str]:
+    """Run release `vsn` (default: the permanent one) from its snapshot in `build_dir`:
+    its code first on the path, its applications started (permanent); the names started.
+    A release installed but never made permanent is marked unpacked again, as in OTP."""
+    node = _node.get()
+    if node.release is not None:
+        raise ReleaseError(
+            ("already_running", node.release.vsn), "this node already runs a release"
+        )
+    releases = read_releases(build_dir)
+    if releases is None:
+        raise ReleaseError(
+            ("no_release", str(build_dir)),
+            f"no release is built in {build_dir} (build one with `otp release build SPEC`)",
+        )
+    if vsn is None:
+        permanent = releases.with_status("permanent")
+        if permanent is None:
+            raise ReleaseError(("no_permanent_release", str(build_dir)), "no release is permanent")
+        vsn = permanent.vsn
+    manifest = read_manifest(build_dir, vsn)
+    lib = release_dir(build_dir, vsn) / "lib"
+    sys.path.insert(0, str(lib))
+    release = _release_at(manifest, lib)
+    for state in releases.releases:
+        if state.status == "current" and state.vsn != vsn:
+            state.status, state.note = "unpacked", "installed, not made permanent before a restart"
+    table = ReleaseTable(build_dir, manifest, releases)
+    table.save()
+    node.release = table
+    _handler(node)
+    started: list[str] = []
+    for app in release.applications:
+        application.load(app)
+        started += await application.ensure_all_started(app.name, "permanent")
+    return started
+
+
+def _release_at(manifest: Manifest, lib: Path | None) -> Release:
+    """The Release object of `manifest`'s code (checked to come from `lib` when given)."""
+    module_name, _, attr = manifest.spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise ReleaseError(
+            ("bad_release", manifest.vsn), f"release {manifest.vsn!r}: {manifest.spec}: {exc!r}"
+        ) from exc
+    path = _modules.file_of(module)
+    if lib is not None and (path is None or not path.resolve().is_relative_to(lib.resolve())):
+        raise ReleaseError(
+            ("shadowed", module_name),
+            f"{module_name} was already imported from {path}, not from the release in {lib}",
+        )
+    release = getattr(module, attr, None)
+    if not isinstance(release, Release) or release.vsn != manifest.vsn:
+        raise ReleaseError(
+            ("bad_release", manifest.vsn),
+            f"{manifest.spec} is not release {manifest.vsn!r}\nGot: {release!r}",
+        )
+    return release
+
+
+# -- the handler process -------------------------------------------------------------------
+
+
+def _handler(node: _node.Node) -> Pid:
+    pid = spawn(_serve, node.release)
+    register(HANDLER, pid)
+    node.system.add(pid.id)
+    return pid
+
+
+async def request(req: tuple[Any, ...]) -> Any:
+    """Ask the release handler; its answer, or the ReleaseError it answers with."""
+    node = _node.get()
+    if node.release is None:
+        raise ReleaseError(
+            ("no_release", node.name),
+            "this node does not run a release (start it with `otp run --release`)",
+        )
+    status, value = await _call.call(HANDLER, req, math.inf, _kind=KIND)
+    if status == "error":
+        raise value
+    return value
+
+
+async def _serve(table: ReleaseTable) -> None:
+    while True:
+        msg = await receive()
+        if type(msg) is tuple and len(msg) == 3 and msg[0] == KIND:
+            try:
+                result: Any = ("ok", await _answer(table, msg[2]))
+            except ReleaseError as refused:
+                result = ("error", refused)
+            _call.reply(msg[1], result)
+            continue
+        trial = table.trial
+        match msg:
+            case ("trial_crash", _) if trial is not None:
+                trial.crashes += 1
+                if trial.crashes / trial.count > trial.max_crash_ratio:
+                    await _roll_back(table, ("crashes", trial.crashes, trial.count), automatic=True)
+            case ("trial_gave_up", supervisor) if trial is not None:
+                await _roll_back(table, ("restart_intensity", supervisor), automatic=True)
+            case ("trial_over", vsn) if trial is not None and vsn == table.vsn:
+                _make_permanent(table)
+
+
+async def _answer(table: ReleaseTable, req: Any) -> Any:
+    table.refresh()
+    match req:
+        case ("check", vsn):
+            plan, _ = _plan(table, vsn)
+            return plan.describe()
+        case ("install", vsn, window, ratio, timeout):
+            return await _install(table, vsn, window, ratio, timeout)
+        case ("rollback",):
+            if table.trial is None:
+                raise ReleaseError(
+                    ("nothing_to_roll_back", table.vsn),
+                    f"release {table.vsn} is permanent: install an older one to go back",
+                )
+            return await _roll_back(table, "asked", automatic=False)
+        case ("make_permanent",):
+            if table.trial is not None:
+                _make_permanent(table)
+            return table.vsn
+        case ("which",):
+            return [(r.vsn, r.status, r.note) for r in table.releases.releases]
+    raise ReleaseError(("unknown_request", req), f"unknown release request {req!r}")
+
+
+def _plan(table: ReleaseTable, vsn: str) -> tuple[Plan, Manifest]:
+    if type(vsn) is not str:
+        raise ReleaseError(("bad_vsn", vsn), f"a release version is a str\nGot: {vsn!r}")
+    if vsn == table.vsn:
+        raise ReleaseError(("already_current", vsn), f"release {vsn} is the one running")
+    new = read_manifest(table.build_dir, vsn)
+    if new.name != table.manifest.name:
+        raise ReleaseError(
+            ("other_release", new.name), f"{vsn} is a release of {new.name!r}, not of ours"
+        )
+    state = table.releases.get(vsn)
+    downgrade = state is not None and state.status == "old"
+    appups = {
+        app.name: {frm: [_step(step) for step in steps] for frm, steps in app.appup.items()}
+        for app in new.applications
+    }
+    lib = release_dir(table.build_dir, vsn) / "lib"
+    plan = derive(table.manifest, new, lib, set(sys.modules), appups, downgrade=downgrade)
+    return plan, new
+
+
+def _step(data: dict[str, Any]) -> Update | Load | RestartApplication:
+    if "update" in data:
+        return Update(data["update"], data.get("extra"))
+    if "load" in data:
+        return Load(data["load"])
+    return RestartApplication(data["restart_application"])
+
+
+def _claim(table: ReleaseTable, what: str) -> CodeTable:
+    code = code_table(_node.get())
+    try:
+        code.claim(what, table.manifest.name)
+    except UpgradeError as busy:
+        raise ReleaseError(
+            ("busy", busy.reason[1]), f"cannot {what}: an upgrade ({busy.reason[1]}) is running"
+        ) from None
+    return code
+
+
+async def _install(
+    table: ReleaseTable, vsn: str, window: float, ratio: float, timeout: float
+) -> UpgradeReport:
+    if table.trial is not None:
+        raise ReleaseError(
+            ("on_trial", table.vsn),
+            f"release {table.vsn} is still in its watch window: make it permanent or roll it "
+            "back first",
+        )
+    plan, new = _plan(table, vsn)
+    code = _claim(table, "install")
+    from_vsn = table.vsn
+    try:
+        reports = await _switch(table, code, new, plan, timeout)
+    except ReleaseError as failed:
+        _report(logging.ERROR, table, vsn, "install_failed", from_vsn, failed.reason)
+        raise
+    finally:
+        code.busy = None
+    table.releases.set(vsn, "current")
+    table.save()
+    pids = tuple(pid for r in reports for pid in r.processes)
+    _report(logging.INFO, table, vsn, "installed", from_vsn)
+    trial = _Trial(from_vsn, {r.module for r in reports}, len(pids), ratio, timeout)
+    _start_trial(table, trial, window)
+    if window <= 0:
+        _make_permanent(table)
+    return UpgradeReport(table.manifest.name, from_vsn, vsn, pids)
+
+
+async def _switch(
+    table: ReleaseTable, code: CodeTable, new: Manifest, plan: Plan, timeout: float
+) -> list[UpgradeReport]:
+    """Carry out `plan` (see the module doc). Raises ReleaseError; when the code switch
+    itself failed, nothing changed."""
+    new_lib = release_dir(table.build_dir, new.vsn) / "lib"
+    stopped = []
+    for name in plan.stop_apps:
+        if _running(name):
+            await application.stop(name)
+            stopped.append(name)
+    undo_paths = _swap_paths(table.lib, new_lib)
+    paths = {m.name: new_lib / m.path for m in new.modules}
+    changes = [Change(u.module, paths[u.module], u.extra, plan.downgrade) for u in plan.update]
+    changes += [Change(m, paths[m], None, plan.downgrade, switch=False) for m in plan.load]
+    try:
+        reports = await perform(code, changes, timeout) if changes else []
+    except UpgradeError as failed:
+        undo_paths()
+        for name in reversed(stopped):
+            await application.ensure_all_started(name, "permanent")
+        raise ReleaseError(
+            ("code_change_failed", failed.module, failed.pid, failed.reason),
+            f"release {new.vsn}: {failed}",
+        ) from failed
+    # the point of no return: what fails from here on is undone by a rollback
+    old = table.manifest
+    table.manifest = new
+    try:
+        await _take_specs(new)
+        for name in plan.restart_apps:
+            if _running(name):
+                await application.stop(name)
+            await application.ensure_all_started(name, "permanent")
+        for name in plan.start_apps:
+            await application.ensure_all_started(name, "permanent")
+    except Exception as exc:
+        if plan.downgrade:
+            raise ReleaseError(("start_failed", repr(exc)), f"release {new.vsn}: {exc}") from exc
+        old_lib = release_dir(table.build_dir, old.vsn) / "lib"
+        back = derive(new, old, old_lib, set(sys.modules), {}, downgrade=True)
+        await _switch(table, code, old, back, timeout)
+        raise ReleaseError(
+            ("start_failed", repr(exc)),
+            f"release {new.vsn} failed after its code switch, and was rolled back: {exc!r}",
+        ) from exc
+    return reports
+
+
+def _running(name: str) -> bool:
+    apps = _node.get().apps
+    return apps is not None and apps.is_running(name)
+
+
+def _swap_paths(old_lib: Path, new_lib: Path) -> Any:
+    """Make imports find the new release's code: its lib on sys.path in place of the old,
+    and the loaded packages' `__path__` moved; returns what undoes it."""
+    old_s, new_s = str(old_lib), str(new_lib)
+    saved_path = list(sys.path)
+    sys.path[:] = [new_s if p == old_s else p for p in sys.path]
+    moved: list[tuple[Any, list[str]]] = []
+    for module in list(sys.modules.values()):
+        package_path = getattr(module, "__path__", None)
+        if not isinstance(package_path, list):
+            continue
+        updated = [new_s + p[len(old_s) :] if p.startswith(old_s) else p for p in package_path]
+        if updated != package_path:
+            moved.append((module, list(package_path)))
+            module.__path__ = updated
+
+    def undo() -> None:
+        sys.path[:] = saved_path
+        for module, package_path in moved:
+            module.__path__ = package_path
+
+    return undo
+
+
+async def _take_specs(new: Manifest) -> None:
+    """Give every loaded application of the new release its new spec; tell the running ones
+    whose env changed (`config_change(changed, new, removed)`)."""
+    release = _release_at(new, None)
+    apps = _node.get().apps
+    for spec in _all_applications(release):
+        if apps is None or spec.name not in apps.loaded:
+            application.load(spec)
+            continue
+        old_env, new_env = apps.replace(spec)
+        if not apps.is_running(spec.name) or spec.config_change is None or old_env == new_env:
+            continue
+        changed = {k: v for k, v in new_env.items() if k in old_env and old_env[k] != v}
+        added = {k: v for k, v in new_env.items() if k not in old_env}
+        removed = [k for k in old_env if k not in new_env]
+        try:
+            result = spec.config_change(changed, added, removed)
+            if hasattr(result, "__await__"):
+                await result
+        except Exception:
+            _logger.exception("application %s: config_change failed", spec.name)
+
+
+def _all_applications(release: Release) -> list[Application]:
+    found: dict[str, Application] = {}
+
+    def collect(app: Application) -> None:
+        if app.name not in found:
+            found[app.name] = app
+            for dep in app.applications:
+                if isinstance(dep, Application):
+                    collect(dep)
+
+    for app in release.applications:
+        collect(app)
+    return list(found.values())
+
+
+# -- the watch window ----------------------------------------------------------------------
+
+
+def _start_trial(table: ReleaseTable, trial: _Trial, window: float) -> None:
+    handler = current().pid
+
+    def watch(report: Any) -> None:
+        behaviour = getattr(report, "behaviour", None)
+        if isinstance(behaviour, type) and behaviour.__module__ in trial.modules:
+            if is_abnormal(getattr(report, "reason", None)):
+                send(handler, ("trial_crash", behaviour.__module__))
+        elif (
+            getattr(report, "context", None) == "shutdown"
+            and getattr(report, "reason", None) == "reached_max_restart_intensity"
+        ):
+            send(handler, ("trial_gave_up", getattr(report, "supervisor", None)))
+
+    trial.watcher = watch
+    _node.get().report_watchers.append(watch)
+    if window > 0:
+        trial.timer = send_after(window, handler, ("trial_over", table.vsn))
+    table.trial = trial
+
+
+def _end_trial(table: ReleaseTable) -> _Trial:
+    trial = table.trial
+    assert trial is not None
+    table.trial = None
+    watchers = _node.get().report_watchers
+    if trial.watcher in watchers:
+        watchers.remove(trial.watcher)
+    if trial.timer is not None:
+        cancel_timer(trial.timer)
+    return trial
+
+
+def _make_permanent(table: ReleaseTable) -> None:
+    trial = _end_trial(table)
+    for state in table.releases.releases:
+        if state.status == "permanent":
+            state.status = "old"
+    table.releases.set(table.vsn, "permanent")
+    table.save()
+    _report(logging.INFO, table, table.vsn, "permanent", trial.from_vsn)
+
+
+async def _roll_back(table: ReleaseTable, reason: Any, *, automatic: bool) -> str:
+    """Go back to the release the trial started from (a downgrade); if a process's
+    downgrade fails, load the old code anyway and restart the processes on it."""
+    trial = _end_trial(table)
+    rolled = table.vsn
+    old = read_manifest(table.build_dir, trial.from_vsn)
+    lib = release_dir(table.build_dir, old.vsn) / "lib"
+    plan = derive(table.manifest, old, lib, set(sys.modules), {}, downgrade=True)
+    code = code_table(_node.get())
+    while code.busy is not None:  # (an upgrade of one module may be on its way)
+        await _pause()
+    code.busy = "rollback"
+    try:
+        await _switch(table, code, old, plan, trial.timeout)
+    except ReleaseError as failed:
+        _logger.error("rollback of %s: %s; loading the old code and restarting", rolled, failed)
+        await _force_back(table, code, old, plan)
+    finally:
+        code.busy = None
+    note = f"rolled back at {time.strftime('%Y-%m-%d %H:%M:%S')}: {reason!r}"
+    table.releases.set(rolled, "unpacked", note)
+    table.save()
+    level = logging.ERROR if automatic else logging.INFO
+    _report(level, table, table.vsn, "rolled_back", rolled, reason)
+    return table.vsn
+
+
+async def _pause() -> None:
+    with contextlib.suppress(TimeoutError):
+        await receive(lambda m: False, 0.01)
+
+
+async def _force_back(table: ReleaseTable, code: CodeTable, old: Manifest, plan: Plan) -> None:
+    """The last resort of a rollback: the old code loaded with no code_change, and every
+    process running a changed module killed, for its supervisor to restart on the old code."""
+    lib = release_dir(table.build_dir, old.vsn) / "lib"
+    paths = {m.name: lib / m.path for m in old.modules}
+    modules = [u.module for u in plan.update] + plan.load
+    _swap_paths(table.lib, lib)
+    await perform(code, [Change(m, paths[m], switch=False) for m in modules if m in paths])
+    table.manifest = old
+    node = _node.get()
+    for proc in list(node.procs.values()):
+        cls = proc.behaviour
+        if cls is not None and cls.__module__ in modules and proc.pid.id not in node.system:
+            kill(proc, KILLED)
+
+
+def _report(
+    level: int, table: ReleaseTable, vsn: str, context: str, from_vsn: str, reason: Any = None
+) -> None:
+    """`vsn` is the release the event is about; `from_vsn` the one running before it (for
+    a rollback: the one rolled back)."""
+    name = table.manifest.name
+    text = {
+        "installed": "installed %s (from %s)",
+        "install_failed": "install of %s failed (%s runs on)",
+        "permanent": "%s is permanent (%s was before)",
+        "rolled_back": "back to %s (rolled back from %s)",
+    }[context]
+    emit(
+        _logger,
+        level,
+        ReleaseReport(name, vsn, context, from_vsn, reason),
+        "release %s: " + text + "%s",
+        name,
+        vsn,
+        from_vsn,
+        "" if reason is None else f": {reason!r}",
+    )
