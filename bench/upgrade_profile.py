@@ -1,19 +1,21 @@
 """Where a hot code upgrade's time goes: a module run by 10,000 GenServers, upgraded.
 
-    python bench/upgrade_profile.py [PROCESSES] [--top N]
+    python bench/upgrade_profile.py [PROCESSES] [--top N] [--gc-off]
 
 Runs the upgrade workload of `workloads.otp_upgrade` twice, with no other load:
 - traced: when each process handled its suspend, its code change and its resume (as ms
   from the upgrade's start), and the pause each process saw (its suspend to its resume);
 - under cProfile, enabled for the upgrade only: time by source file, the functions that
   dominate, and the upgrade's own steps (cumulative). Times under the profiler are inflated;
-  compare them with each other, not with the traced run.
+  compare them with each other, not with the traced run. The garbage collector's time is
+  charged to whichever function allocated when it ran: `--gc-off` profiles without it.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import pstats
 import sys
 from collections import defaultdict
@@ -83,18 +85,32 @@ def traced(n: int) -> None:
             f" (the report's longest pause: {run.longest_pause * 1000:.1f} ms)"
         )
     print(f"  longest event-loop stall: {run.loop_stall * 1000:.1f} ms")
+    print(
+        f"  garbage collector: {run.gc_seconds * 1000:.1f} ms,"
+        f" {run.gc_collections} collections by generation"
+    )
 
 
-def profiled(n: int, top: int) -> None:
+def profiled(n: int, top: int, gc_off: bool) -> None:
     profiler = cProfile.Profile()
-    run = w.run_otp(w.otp_upgrade, n, 0, False, profiler)
+    if gc_off:
+        gc.disable()
+    try:
+        run = w.run_otp(w.otp_upgrade, n, 0, False, profiler)
+    finally:
+        gc.enable()
     stats = pstats.Stats(profiler)
     entries: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
     total = sum(tt for _, _, tt, _, _ in entries.values())
     print()
     print(
         f"cProfile, upgrade of {n:,} processes: {run.seconds * 1000:.0f} ms under the profiler,"
-        f" {total * 1000:.0f} ms of profiled time"
+        f" {total * 1000:.0f} ms of profiled time; garbage collector "
+        + (
+            "off"
+            if gc_off
+            else f"{run.gc_seconds * 1000:.0f} ms, {run.gc_collections} by generation"
+        )
     )
     by_area: dict[str, float] = defaultdict(float)
     for (filename, _, _), (_, _, tt, _, _) in entries.items():
@@ -126,9 +142,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("processes", nargs="?", type=int, default=10_000)
     parser.add_argument("--top", type=int, default=25, help="rows per table")
+    parser.add_argument("--gc-off", action="store_true", help="profile without the collector")
     args = parser.parse_args()
     traced(args.processes)
-    profiled(args.processes, args.top)
+    profiled(args.processes, args.top, args.gc_off)
     return 0
 
 

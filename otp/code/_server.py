@@ -266,7 +266,9 @@ async def perform(
         code.commit(done.old, done.new)
     await _each(module_of, suspended, "resume", timeout)
     pause = time.perf_counter() - pause_start
-    changed += await _stragglers(code, by_name, timeout)
+    late = await _stragglers(code, by_name, timeout)
+    module_of.update(late)
+    changed += late
     seconds = time.perf_counter() - started
     reports = []
     for done in loaded:
@@ -315,11 +317,13 @@ def _requests(
     return module_of, requests
 
 
-async def _stragglers(code: CodeTable, by_name: dict[str, _Loaded], timeout: float) -> list[Pid]:
+async def _stragglers(
+    code: CodeTable, by_name: dict[str, _Loaded], timeout: float
+) -> dict[Pid, _Loaded]:
     """Switch the processes that started on the old code while the upgrade went on (a
     supervisor's restart, say); one that cannot switch is killed, for its supervisor to
     start it again on the new code (as Erlang purges old code)."""
-    switched: list[Pid] = []
+    switched: dict[Pid, _Loaded] = {}
     for _ in range(3):
         module_of, requests = _requests(by_name, lambda cls: cls in code.replaced)
         if not requests:
@@ -327,7 +331,7 @@ async def _stragglers(code: CodeTable, by_name: dict[str, _Loaded], timeout: flo
         suspended, _, _ = await _each(module_of, list(requests), "suspend", timeout)
         ok, _, hung = await _each(module_of, suspended, requests.__getitem__, timeout)
         await _each(module_of, [pid for pid in suspended if pid not in hung], "resume", timeout)
-        switched += ok
+        switched.update((pid, module_of[pid]) for pid in ok)
         for pid in requests:
             proc = pid._proc
             if pid not in ok and proc is not None:

@@ -214,16 +214,23 @@ async def _serve(table: ReleaseTable) -> None:
                 result = ("error", refused)
             _call.reply(msg[1], result)
             continue
-        trial = table.trial
-        match msg:
-            case ("trial_crash", _) if trial is not None:
-                trial.crashes += 1
-                if trial.crashes / trial.count > trial.max_crash_ratio:
-                    await _roll_back(table, ("crashes", trial.crashes, trial.count), automatic=True)
-            case ("trial_gave_up", supervisor) if trial is not None:
-                await _roll_back(table, ("restart_intensity", supervisor), automatic=True)
-            case ("trial_over", vsn) if trial is not None and vsn == table.vsn:
-                _make_permanent(table)
+        try:
+            await _on_trial_event(table, msg)
+        except Exception:  # the handler must outlive a failed rollback: say so, go on
+            _logger.exception("release %s: the watch window failed on %r", table.vsn, msg)
+
+
+async def _on_trial_event(table: ReleaseTable, msg: Any) -> None:
+    trial = table.trial
+    match msg:
+        case ("trial_crash", _) if trial is not None:
+            trial.crashes += 1
+            if trial.crashes / trial.count > trial.max_crash_ratio:
+                await _roll_back(table, ("crashes", trial.crashes, trial.count), automatic=True)
+        case ("trial_gave_up", supervisor) if trial is not None:
+            await _roll_back(table, ("restart_intensity", supervisor), automatic=True)
+        case ("trial_over", vsn) if trial is not None and vsn == table.vsn:
+            _make_permanent(table)
 
 
 async def _answer(table: ReleaseTable, req: Any) -> Any:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 _SERVER = {
-    "1.0.0": '''
+    "1.0.0": """
 from behaviours import GenServer, NoReply, Reply
 
 
@@ -36,8 +36,8 @@ class Store(GenServer):
         values = {**state["values"], key: value}
         return NoReply({**state, "values": values, "next": seq + 1, "disorder": disorder,
                         "casts": state["casts"] + 1})
-''',
-    "2.0.0": '''
+""",
+    "2.0.0": """
 from behaviours import GenServer, NoReply, Reply
 
 
@@ -67,7 +67,7 @@ class Store(GenServer):
             return {**rest, "values": state["data"]}
         rest = {k: v for k, v in state.items() if k != "values"}
         return {**rest, "data": state["values"], "puts": len(state["values"])}
-''',
+""",
 }
 _SERVER["3.0.0"] = (
     _SERVER["2.0.0"][: _SERVER["2.0.0"].index("    def code_change")]
@@ -93,22 +93,29 @@ class Client(GenServer):
     def init(self, arg):
         otp.process_flag("trap_exit", True)
         otp.send(otp.self(), "tick")
-        return {"seq": 0, "calls": 0, "failed": 0, "wrong": 0}
+        return {"seq": 0, "calls": 0, "failed": 0, "wrong": 0, "version": None}
 
     async def handle_info(self, msg, state):
         if msg != "tick":
             return NoReply(state)
         seq = state["seq"]
         GenServer.cast("store", ("put", seq, seq % 50, seq))
+        version = state["version"]
         try:
             got = await GenServer.call("store", ("get", seq % 50), timeout=10.0)
             wrong = state["wrong"] + (got != seq)
             failed = state["failed"]
+            if seq % 20 == 0:
+                now = await GenServer.call("store", "version", timeout=10.0)
+                if now != version:
+                    again = "again " if version == "failing" else ""
+                    log.warning("kv store answers %sas version %s", again, now)
+                    version = now
         except otp.CallError:
-            wrong, failed = state["wrong"], state["failed"] + 1
+            wrong, failed, version = state["wrong"], state["failed"] + 1, "failing"
         otp.send_after(0.002, otp.self(), "tick")
         return NoReply({"seq": seq + 1, "calls": state["calls"] + 1, "failed": failed,
-                        "wrong": wrong})
+                        "wrong": wrong, "version": version})
 
     async def terminate(self, reason, state):
         try:
@@ -120,7 +127,7 @@ class Client(GenServer):
                     stats.get("casts", -1), stats.get("disorder", -1))
 '''
 
-_APP = '''
+_APP = """
 import logging
 
 import otp
@@ -147,18 +154,18 @@ class KvSup(Supervisor):
 app = otp.Application(
     name="kv", vsn="{vsn}", start=KvSup.start_link, env={env}, config_change=config_change
 )
-'''
+"""
 
 _ENV = {"1.0.0": '{"greeting": "hello"}', "2.0.0": '{"greeting": "hi", "size": 3}'}
 _ENV["3.0.0"] = _ENV["2.0.0"]
 
-_REL = '''
+_REL = """
 import otp
 
 from kv.app import app
 
 release = otp.Release("kv", "{vsn}", applications=[app])
-'''
+"""
 
 
 def write(root: Path, vsn: str) -> None:
@@ -168,7 +175,5 @@ def write(root: Path, vsn: str) -> None:
     (package / "__init__.py").write_text("")
     (package / "server.py").write_text(_SERVER[vsn].lstrip())
     (package / "client.py").write_text(_CLIENT.lstrip())
-    (package / "app.py").write_text(
-        _APP.lstrip().replace("{vsn}", vsn).replace("{env}", _ENV[vsn])
-    )
+    (package / "app.py").write_text(_APP.lstrip().replace("{vsn}", vsn).replace("{env}", _ENV[vsn]))
     (root / "rel.py").write_text(_REL.lstrip().replace("{vsn}", vsn))

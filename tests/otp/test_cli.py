@@ -24,23 +24,31 @@ SPEC = "tests.otp.sample_apps:chat"
 class Node:
     """An `otp run` subprocess and the lines it logged so far."""
 
-    def __init__(self, run_dir: Path, *extra: str, name: str = "t", spec: str = SPEC) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        *extra: str,
+        name: str = "t",
+        spec: str | None = SPEC,
+        cwd: Path = ROOT,
+    ) -> None:
         self.run_dir = run_dir
         self.name = name
+        self.cwd = cwd
         self.proc = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
                 "otp.cli",
                 "run",
-                spec,
+                *([] if spec is None else [spec]),
                 "--name",
                 name,
                 "--run-dir",
                 str(run_dir),
                 *extra,
             ],
-            cwd=ROOT,
+            cwd=cwd,
             stderr=subprocess.PIPE,
             text=True,
         )
@@ -89,7 +97,7 @@ class Node:
                 "--run-dir",
                 str(self.run_dir),
             ],
-            cwd=ROOT,
+            cwd=self.cwd,
             capture_output=True,
             text=True,
             timeout=30,
