@@ -30,8 +30,17 @@ async def _watcher(roots: list[Path], debounce: float) -> None:
 
     from . import upgrade_changed
 
-    _logger.info("watching %s for changes", ", ".join(map(str, roots)))
-    async for _changes in watchfiles.awatch(
-        *roots, watch_filter=watchfiles.PythonFilter(), debounce=int(debounce * 1000)
+    armed = False
+    async for changes in watchfiles.awatch(
+        *roots,
+        watch_filter=watchfiles.PythonFilter(),
+        debounce=int(debounce * 1000),
+        rust_timeout=1000,
+        yield_on_timeout=True,  # (the first yield says the watch is on)
     ):
-        await upgrade_changed()
+        if not armed:  # what changed before the watch was on is upgraded now
+            armed = True
+            _logger.info("watching %s for changes", ", ".join(map(str, roots)))
+            await upgrade_changed()
+        elif changes:
+            await upgrade_changed()

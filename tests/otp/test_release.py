@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -170,3 +171,27 @@ def test_bad_release_requests_are_refused_and_the_node_runs_on(project: Project)
     assert releases(node)["1.0.0"] == ("permanent", "")
     counts = summary(project.stop(node))
     assert counts["failed"] == 0
+
+
+@pytest.mark.parametrize("how", ["--reload", "SIGUSR2"])
+def test_a_development_node_upgrades_what_changed_on_save_or_on_sigusr2(
+    project: Project, how: str
+) -> None:
+    release_project.write(project.root, "1.0.0")
+    extra = ("--reload",) if how == "--reload" else ()
+    node = Node(project.run_dir, *extra, name="kv", spec="kv.app:app", cwd=project.root)
+    project.nodes.append(node)
+    node.wait_for("kv store answers as version 1")
+    if how == "--reload":
+        node.wait_for("watching")
+    release_project.write(project.root, "2.0.0")
+    if how == "SIGUSR2":
+        node.proc.send_signal(signal.SIGUSR2)
+    node.wait_for("module kv.server upgraded")
+    node.wait_for("kv store answers as version 2")
+    (project.root / "kv" / "server.py").write_text("this is not python\n")
+    if how == "SIGUSR2":
+        node.proc.send_signal(signal.SIGUSR2)
+    node.wait_for("reload of kv.server failed, the old code runs on")
+    counts = summary(project.stop(node))
+    assert counts["failed"] == 0 and counts["casts"] == counts["sent"]
