@@ -827,11 +827,15 @@ class _Server:
         its `code_change` (on a downgrade, `old_vsn` is `("down", vsn)`: the running code
         converts the state, then the older class takes over). On failure nothing changed."""
         proc = self.proc
-        saved = (self.cls, self.callbacks, proc.behaviour, otp.code.snapshot(self.state))
         down = type(old_vsn) is tuple and len(old_vsn) == 2 and old_vsn[0] == "down"
+        target: type[GenServer[Any]] = otp.code.target_class(self.cls)
+        runs = (self.cls if down else target).code_change
+        # the default code_change changes nothing: the state itself is its snapshot
+        kept = self.state if runs is GenServer.code_change else otp.code.snapshot(self.state)
+        saved = (self.cls, self.callbacks, proc.behaviour, kept)
         try:
             if not down:
-                self.switch(otp.code.target_class(self.cls))
+                self.switch(target)
             result = self.callbacks.code_change(old_vsn, self.state, extra)
             if "code_change" in self.is_async:
                 result = await result

@@ -68,8 +68,7 @@ def traced(n: int) -> None:
     print(f"traced upgrade of {n:,} processes: {run.seconds * 1000:.0f} ms in all (report)")
     print(f"  {'step (ms from the upgrade start)':<40} {'first':>8} {'last':>8}")
     for kind, label in (
-        ("suspend", "processes handle suspend"),
-        ("change_code", "processes handle change_code"),
+        ("upgrade_code", "processes suspend and change code"),
         ("resume", "processes handle resume"),
     ):
         times = run.marks.get(kind, {}).values()

@@ -772,8 +772,8 @@ class UpgradeRun:
     calls: list[tuple[float, float]] = field(default_factory=list)
     window: tuple[float, float] = (0.0, 0.0)
     load_seconds: float = 0.0
-    # traced runs only: when each process handled each system request ("suspend",
-    # "change_code", "resume"), as seconds from the upgrade's start
+    # traced runs only: when each process handled each system request ("upgrade_code",
+    # "resume"), as seconds from the upgrade's start
     marks: dict[str, dict[otp.Pid, float]] = field(default_factory=dict)
 
     def latencies(self, part: str) -> list[float]:
@@ -792,8 +792,9 @@ class UpgradeRun:
         return len(self.calls) / self.load_seconds if self.load_seconds else 0.0
 
     def pauses(self) -> list[float]:
-        """Traced runs: each process's own pause, from its suspend to its resume."""
-        suspended, resumed = self.marks.get("suspend", {}), self.marks.get("resume", {})
+        """Traced runs: each process's own pause, from its suspend (the code server's
+        `upgrade_code` request) to its resume."""
+        suspended, resumed = self.marks.get("upgrade_code", {}), self.marks.get("resume", {})
         return sorted(resumed[pid] - t for pid, t in suspended.items() if pid in resumed)
 
 

@@ -14,7 +14,8 @@ system messages (and its parent's exit) until it is resumed; the rest waits in i
 
 A code change switches the process to the class `otp.code.target_class` finds (the newly
 loaded one, during an upgrade) and keeps a snapshot of the old class and state until the
-process is resumed: the code server's `revert_code` request puts them back when another
+process is resumed. The code server's `upgrade_code` request suspends the process and
+changes its code in one step; its `revert_code` puts the snapshot back when another
 process's change failed.
 """
 
@@ -127,6 +128,14 @@ async def handle(handler: SystemHandler, from_: _call.From, request: Any) -> Non
                 try:
                     await handler.system_code_change(old_vsn, extra)
                 except Exception as exc:
+                    raise _Refused(("code_change_failed", exc)) from exc
+                result = None
+            case ("upgrade_code", old_vsn, extra):  # the code server's: suspend and change
+                handler.suspended = True  # (until the upgrade commits or is undone)
+                try:
+                    await handler.system_code_change(old_vsn, extra)
+                except Exception as exc:
+                    handler.suspended = False  # back on its old code: nothing to wait for
                     raise _Refused(("code_change_failed", exc)) from exc
                 result = None
             case "revert_code":  # the code server's, when an upgrade is undone

@@ -2,11 +2,11 @@
 
 An upgrade of module M, all or nothing:
   1. load M's new source into a fresh module (the old module object is kept);
-  2. suspend every process running a behaviour class of M (system messages);
-  3. have each switch to the class of the same name in the new module and run its
-     `code_change(old_vsn, state, extra)` (a downgrade runs the current code's
+  2. every process running a behaviour class of M suspends itself, switches to the class
+     of the same name in the new module and runs its `code_change(old_vsn, state, extra)`
+     (one system message, `upgrade_code`; a downgrade runs the current code's
      `code_change(("down", vsn), ...)` first, then switches); each snapshots its state first;
-  4. commit (later starts of M's classes use the new ones) and resume them all.
+  3. commit (later starts of M's classes use the new ones) and resume them all.
 If anything fails, the old module goes back, every process that changed reverts to its old
 class and snapshot, all resume, and `UpgradeError` names the module, the process and why.
 Messages sent meanwhile wait in the mailboxes: none is lost or reordered.
@@ -14,6 +14,8 @@ Messages sent meanwhile wait in the mailboxes: none is lost or reordered.
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import logging
 import math
 import sys
@@ -247,24 +249,28 @@ async def perform(
     by_name = {done.change.module: done for done in loaded if done.change.switch}
     module_of, requests = _requests(by_name, lambda cls: True)
     pause_start = time.perf_counter()
-    suspended, failure, silent = await _each(module_of, list(requests), "suspend", timeout)
-    changed: list[Pid] = []
-    if failure is None:
-        changed, failure, silent = await _each(module_of, suspended, requests.__getitem__, timeout)
-    if failure is not None:
-        for done in reversed(loaded):
-            _modules.put(done.change.module, done.old)
-        for pid in silent:  # busy or hung: undone once it gets to these
-            _tell(pid, "revert_code")
-            _tell(pid, "resume")
-        await _each(module_of, changed, "revert_code", timeout)
-        resumed = [pid for pid in suspended if pid not in silent]
-        await _each(module_of, resumed, "resume", timeout)
-        _failed(failure.module, "-", None, len(requests), failure.reason, failure.pid)
-        raise failure
-    for done in loaded:
-        code.commit(done.old, done.new)
-    await _each(module_of, suspended, "resume", timeout)
+    collecting = gc.isenabled()
+    gc.disable()  # (a full collection walks every state; none is due to this upgrade)
+    try:
+        changed, failure, silent = await _each(
+            module_of, list(requests), requests.__getitem__, timeout
+        )
+        if failure is not None:
+            for done in reversed(loaded):
+                _modules.put(done.change.module, done.old)
+            for pid in silent:  # busy or hung: undone once it gets to these
+                _tell(pid, "revert_code")
+                _tell(pid, "resume")
+            await _each(module_of, changed, "revert_code", timeout)
+            await _each(module_of, changed, "resume", timeout)
+            _failed(failure.module, "-", None, len(requests), failure.reason, failure.pid)
+            raise failure
+        for done in loaded:
+            code.commit(done.old, done.new)
+        await _each(module_of, changed, "resume", timeout)
+    finally:
+        if collecting:
+            gc.enable()
     pause = time.perf_counter() - pause_start
     late = await _stragglers(code, by_name, timeout)
     module_of.update(late)
@@ -311,9 +317,9 @@ def _requests(
         extra = of.change.extra
         if of.change.down:
             target = getattr(_modules.target_class(cls), "vsn", of.new_vsn)
-            requests[proc.pid] = ("change_code", ("down", target), extra)
+            requests[proc.pid] = ("upgrade_code", ("down", target), extra)
         else:
-            requests[proc.pid] = ("change_code", getattr(cls, "vsn", of.old_vsn), extra)
+            requests[proc.pid] = ("upgrade_code", getattr(cls, "vsn", of.old_vsn), extra)
     return module_of, requests
 
 
@@ -328,9 +334,8 @@ async def _stragglers(
         module_of, requests = _requests(by_name, lambda cls: cls in code.replaced)
         if not requests:
             break
-        suspended, _, _ = await _each(module_of, list(requests), "suspend", timeout)
-        ok, _, hung = await _each(module_of, suspended, requests.__getitem__, timeout)
-        await _each(module_of, [pid for pid in suspended if pid not in hung], "resume", timeout)
+        ok, _, _ = await _each(module_of, list(requests), requests.__getitem__, timeout)
+        await _each(module_of, ok, "resume", timeout)
         switched.update((pid, module_of[pid]) for pid in ok)
         for pid in requests:
             proc = pid._proc
@@ -389,9 +394,11 @@ async def _each(
     `(pids that answered ok, the first failure, pids silent for timeout seconds)`. A
     process that ended meanwhile is left out: there is nothing of it to upgrade."""
     coll = _call.RequestIdCollection()
-    for pid in pids:
+    for i, pid in enumerate(pids, 1):
         payload = request if isinstance(request, str) else request(pid)
         coll.add(_call.send_request(pid, SYSTEM, payload), pid)
+        if i % 256 == 0:
+            await asyncio.sleep(0)  # let the processes that answered run meanwhile
     ok: list[Pid] = []
     failure: UpgradeError | None = None
     deadline = time.monotonic() + timeout
