@@ -355,6 +355,10 @@ async def _switch(
     # the point of no return: what fails from here on is undone by a rollback
     old = table.manifest
     table.manifest = new
+    apps = _node.get().apps
+    for name in plan.stop_apps:  # dropped by the new release: unloaded too (case 152)
+        if apps is not None and name in apps.loaded and not apps.is_running(name):
+            apps.unload(name)
     try:
         await _take_specs(new)
         for name in plan.restart_apps:

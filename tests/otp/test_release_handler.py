@@ -123,14 +123,18 @@ class Project:
 
     def build(self, vsn: str, **options: Any) -> None:
         self.write(vsn, **options)
-        built = subprocess.run(
+        built = self.run_build()
+        assert built.returncode == 0, built.stderr
+
+    def run_build(self) -> subprocess.CompletedProcess[str]:
+        """`otp release build` of what is written now."""
+        return subprocess.run(
             [sys.executable, "-m", "otp.cli", "release", "build", f"rel_{self.name}:release"],
             cwd=self.root,
             capture_output=True,
             text=True,
             timeout=60,
         )
-        assert built.returncode == 0, built.stderr
 
     async def call(self, request: Any = "get") -> Any:
         return await GenServer.call(self.name, request)
@@ -174,11 +178,39 @@ async def test_an_install_stops_starts_and_reconfigures_applications(
     await assert_receive(("config_change", {"greeting": "hi"}, {"size": 3}, []))
     running = {name for name, _, _ in otp.application.which_applications()}
     assert running == {project.name, f"{project.name}_extra"}
+    assert otp.application.get_key(f"{project.name}_old", "vsn") is None  # unloaded
     assert otp.application.get_env(project.name, "size") == 3
     version, state = await project.call()
     assert version == "2" and state["changes"] == [("1", "x")]
     assert await otp.release.which_releases() == [("1", "old", ""), ("2", "permanent", "")]
     await stop_apps()
+
+
+async def test_a_rollback_restores_the_old_code_and_env(node: object, project: Project) -> None:
+    """Case 145's downgrade: the old behaviour and env are back, announced by
+    config_change, and the running code converted its state with ("down", vsn)."""
+    project.build("1")
+    project.build("2", env={"greeting": "hi"})
+    otp.register("probe", otp.self())
+    await otp.release.boot(project.build_dir)
+    await otp.release.install("2", window=600)
+    await assert_receive(("config_change", {"greeting": "hi"}, {}, []))
+    assert await otp.release.rollback() == "1"
+    await assert_receive(("config_change", {"greeting": "hello"}, {}, []))
+    assert otp.application.get_env(project.name, "greeting") == "hello"
+    version, state = await project.call()
+    assert version == "1" and state["changes"] == [("1", None), (("down", "1"), None)]
+    releases = {vsn: status for vsn, status, _ in await otp.release.which_releases()}
+    assert releases == {"1": "permanent", "2": "unpacked"}
+    await stop_apps()
+
+
+def test_a_bad_appup_step_is_refused_when_the_release_is_built(project: Project) -> None:
+    """Case 150: an instruction that is not one is refused before anything is installed."""
+    project.write("2", appup='{"1": ["restart everything"]}')
+    built = project.run_build()
+    assert built.returncode == 1 and "appup" in built.stderr and "Traceback" not in built.stderr
+    assert not (project.build_dir / "releases" / "2").exists()
 
 
 async def test_an_appup_can_load_code_alone_and_restart_an_application(
