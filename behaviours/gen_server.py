@@ -784,8 +784,8 @@ class _Server:
         return shown
 
     async def report(self, reason: Any, exc: BaseException | None) -> None:
-        if not _logger.isEnabledFor(logging.ERROR):
-            return
+        if not _logger.isEnabledFor(logging.ERROR) and not otp._node.get().report_watchers:
+            return  # (a release's watch window counts crashes whatever the log levels)
         last = self.last_message
         client = last[1][0] if type(last) is tuple and len(last) == 3 and last[0] == CALL else None
         shown = await self.formatted(message=last, reason=reason)
@@ -822,11 +822,15 @@ class _Server:
         self.state = fn(self.state)
         return self.state
 
-    async def system_code_change(self, old_vsn: Any, extra: Any) -> None:
+    async def system_code_change(self, old_vsn: Any, extra: Any, upgrade: bool = False) -> None:
         """Switch to the class now loaded under this one's name and convert the state with
         its `code_change` (on a downgrade, `old_vsn` is `("down", vsn)`: the running code
-        converts the state, then the older class takes over). On failure nothing changed."""
+        converts the state, then the older class takes over). On failure nothing changed.
+        `upgrade`: the code server asks; nothing newer loaded means its upgrade is over."""
         proc = self.proc
+        behaviour = proc.behaviour
+        if upgrade and behaviour is not None and otp.code.target_class(behaviour) is behaviour:
+            return  # (an upgrade undone before this process got to it)
         down = type(old_vsn) is tuple and len(old_vsn) == 2 and old_vsn[0] == "down"
         target: type[GenServer[Any]] = otp.code.target_class(self.cls)
         runs = (self.cls if down else target).code_change
@@ -841,6 +845,10 @@ class _Server:
                 result = await result
             if down:
                 self.switch(otp.code.target_class(self.cls))
+            if result is None and kept is not None and runs is not GenServer.code_change:
+                raise BadReturn(
+                    f"{self.cls.__qualname__}.code_change", None, "the new state (a return?)"
+                )
         except BaseException:
             self.code_snapshot = saved
             self.system_revert_code()

@@ -21,6 +21,7 @@ monitors each child, so a child that unlinks itself is still supervised.
 
 from __future__ import annotations
 
+import copy
 import enum
 import math
 import time
@@ -271,7 +272,7 @@ class _State:
         history = self.intensity.restarts
         self.flags = flags
         self.intensity = RestartIntensity(flags.intensity, flags.period, flags.clock)
-        self.intensity.restarts = history
+        self.intensity.restarts = type(history)(history)
 
     def find(self, id: Any) -> Child | None:
         for child in self.children:
@@ -350,22 +351,28 @@ class _SupervisorServer(GenServer[_State]):
             return state
         owner = otp.code.target_class(state.owner)  # the upgraded class, if there is one
         result = await _run_init(owner, state.arg)
-        state.owner = current().behaviour = owner
+        current().behaviour = owner
+        # a new state: the old one stays intact, for an upgrade that is undone to go back to
+        new = copy.copy(state)
+        new.owner = owner
+        copies = {id(child): copy.copy(child) for child in state.children}
+        new.children = [copies[id(child)] for child in state.children]
+        new.by_pid = {pid: copies[id(child)] for pid, child in state.by_pid.items()}
         if result is IGNORE:
-            return state
+            return new
         flags, specs = result
         ordered: list[Child] = []
         for spec in specs:
-            child = state.find(spec.id)
+            child = new.find(spec.id)
             if child is None:
                 child = Child(spec, unstarted=True)
             else:
                 child.use(spec)
             ordered.append(child)
         listed = {spec.id for spec in specs}
-        state.children = ordered + [c for c in state.children if c.id not in listed]
-        state.set_flags(flags)
-        return state
+        new.children = ordered + [c for c in new.children if c.id not in listed]
+        new.set_flags(flags)
+        return new
 
 
 async def _run_init(owner: type[Supervisor], arg: Any) -> Any:

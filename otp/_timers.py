@@ -29,6 +29,12 @@ class TimerRef:
         state = "pending" if self._pending else "done"
         return f"<TimerRef {state}>"
 
+    def __copy__(self) -> TimerRef:
+        return self  # one timer: a copy of a state that holds it holds the same one
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> TimerRef:
+        return self
+
     def drop(self) -> None:
         """It will never fire (cancelled, or its pid ended): let go of its message."""
         self._pending = False

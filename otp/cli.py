@@ -187,6 +187,8 @@ def _run(args: argparse.Namespace) -> int:
     )
     if (args.spec is None) == (args.release is None):
         raise ValueError("otp run takes an application SPEC or --release [VSN], one of the two")
+    if args.release is not None:  # refuse a missing or broken release before the node starts
+        release.preflight(args.build_dir, args.release or None)
     settings: _config.Settings = {}
     for path in args.config:
         _config.load_file(path, settings)

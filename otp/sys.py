@@ -88,7 +88,7 @@ class SystemHandler(Protocol):
 
     def system_replace_state(self, fn: Callable[[Any], Any]) -> Any: ...
 
-    async def system_code_change(self, old_vsn: Any, extra: Any) -> None: ...
+    async def system_code_change(self, old_vsn: Any, extra: Any, upgrade: bool = False) -> None: ...
 
     async def system_get_status(self) -> Status: ...
 
@@ -133,7 +133,7 @@ async def handle(handler: SystemHandler, from_: _call.From, request: Any) -> Non
             case ("upgrade_code", old_vsn, extra):  # the code server's: suspend and change
                 handler.suspended = True  # (until the upgrade commits or is undone)
                 try:
-                    await handler.system_code_change(old_vsn, extra)
+                    await handler.system_code_change(old_vsn, extra, upgrade=True)
                 except Exception as exc:
                     handler.suspended = False  # back on its old code: nothing to wait for
                     raise _Refused(("code_change_failed", exc)) from exc

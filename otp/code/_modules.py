@@ -7,6 +7,7 @@ compiles those exact bytes into a fresh module object, so the old one can be put
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import hashlib
 import importlib.util
@@ -127,6 +128,10 @@ def install(name: str, path: Path, data: bytes) -> tuple[ModuleType, ModuleType]
     if spec is None:
         raise ImportError(f"cannot load {name} from {path}", name=name, path=str(path))
     new = importlib.util.module_from_spec(spec)
+    prefix = f"{name}."
+    for key, module in list(sys.modules.items()):  # a package keeps its loaded submodules
+        if key.startswith(prefix) and "." not in key[len(prefix) :]:
+            setattr(new, key[len(prefix) :], module)
     code = compile(data, str(path), "exec", dont_inherit=True)
     _hashes[new] = content_hash(data)
     linecache.cache.pop(str(path), None)  # tracebacks show the new lines, not cached old ones
@@ -150,19 +155,55 @@ def put(name: str, module: ModuleType) -> None:
 
 def target_class(cls: type) -> type:
     """The class a process running `cls` switches to at a code change: the class of the same
-    name in the module now loaded under `cls.__module__` (`cls` itself if there is none)."""
+    name in the module now loaded under `cls.__module__`; `cls` itself when that module is
+    the one `cls` comes from. Raises LookupError when newer code no longer defines it."""
     module = sys.modules.get(cls.__module__)
     found: Any = module
     for part in cls.__qualname__.split("."):
         found = getattr(found, part, None)
-    return found if isinstance(found, type) else cls
+    if isinstance(found, type):
+        return found
+    if module is None or "<locals>" in cls.__qualname__ or _defined_in(cls, module):
+        return cls
+    raise LookupError(f"the new code of {cls.__module__} defines no class {cls.__qualname__}")
+
+
+def _defined_in(cls: type, module: ModuleType) -> bool:
+    """True when `cls` was made by running `module` (not an older copy of it)."""
+    for value in vars(cls).values():
+        func = getattr(value, "__func__", value)
+        globals_ = getattr(func, "__globals__", None)
+        if globals_ is not None:
+            return globals_ is vars(module)
+    return True  # nothing to tell by: take it as the module's own
 
 
 def snapshot(state: Any) -> Any:
-    """A copy of `state` to roll back to: a deep copy, or the state itself when it cannot be
-    copied (it holds a socket, say): then only a code_change that returns a new state, rather
-    than changing this one in place, can be undone."""
+    """A copy of `state` to roll back to: a deep copy, whose parts that cannot be copied (a
+    socket, say) are kept as they are: a code_change that changes those in place cannot be
+    undone. The event loop is never copied."""
+    memo: dict[int, Any] = {}
     try:
-        return copy.deepcopy(state)
+        loop = asyncio.get_running_loop()
+        memo[id(loop)] = loop
+    except RuntimeError:
+        pass
+    try:
+        return copy.deepcopy(state, memo)
     except Exception:
-        return state
+        return _by_part(state)
+
+
+def _by_part(value: Any) -> Any:
+    """A copy of the containers of `value` with each part copied on its own."""
+    kind = type(value)
+    if kind is dict:
+        return {key: _by_part(item) for key, item in value.items()}
+    if kind is list:
+        return [_by_part(item) for item in value]
+    if kind is tuple:
+        return tuple(_by_part(item) for item in value)
+    try:
+        return copy.deepcopy(value)
+    except Exception:
+        return value

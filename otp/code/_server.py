@@ -29,7 +29,7 @@ from typing import Any, Final
 from .. import _call, _node
 from .._mailbox import deliver, receive
 from .._node import make_ref
-from .._registry import register
+from .._registry import register, whereis
 from .._signals import kill
 from .._spawn import spawn
 from .._values import KILLED, Pid
@@ -103,12 +103,20 @@ class CodeTable:
         # old class or function -> its replacement, for starts of old specs (supervisors)
         self.replaced: dict[Any, Any] = {}
         self.busy: str | None = None  # what is being upgraded or installed
+        self._job: object | None = None
 
-    def claim(self, what: str, module: str) -> None:
-        """Take the table for one job, or refuse: upgrades run one at a time."""
+    def claim(self, what: str, module: str) -> object:
+        """Take the table for one job, or refuse: upgrades run one at a time. Returns the
+        job's token, for `release`."""
         if self.busy is not None:
             raise UpgradeError(module, ("busy", self.busy))
-        self.busy = what
+        self.busy, self._job = what, object()
+        return self._job
+
+    def release(self, job: object) -> None:
+        """The job is over (only its own token frees the table)."""
+        if self._job is job:
+            self.busy, self._job = None, None
 
     def commit(self, old: ModuleType, new: ModuleType) -> dict[Any, Any]:
         """Map `old`'s classes and functions to `new`'s (and what mapped to them); returns
@@ -141,13 +149,15 @@ _ABSENT: Final[Any] = object()
 
 
 def table(node: _node.Node) -> CodeTable:
-    """The node's code table; the code server process is started with it."""
+    """The node's code table; the code server process is started with it (again, if it
+    was killed)."""
     if node.code is None:
         node.code = CodeTable()
-        pid = spawn(_server, node.code)
+    code: CodeTable = node.code
+    if whereis(SERVER) is None:
+        pid = spawn(_server, code)
         register(SERVER, pid)
         node.system.add(pid.id)
-    code: CodeTable = node.code
     return code
 
 
@@ -174,12 +184,13 @@ def latest(obj: Any) -> Any:
 async def request(req: tuple[Any, ...], module: str) -> Any:
     """Run a job in the code server; its result, or the UpgradeError it failed with."""
     code = table(_node.get())
-    code.claim(req[0], module)  # here, not in the server: a second job fails at once
+    job = code.claim(req[0], module)  # here, not in the server: a second job fails at once
     try:
-        status, value = await _call.call(SERVER, req, math.inf, _kind=KIND)
-    except BaseException:
-        code.busy = None
-        raise
+        status, value = await _call.call(SERVER, (*req, job), math.inf, _kind=KIND)
+    except CallError as lost:  # the server ended before it answered
+        code.release(job)
+        raise UpgradeError(module, ("code_server_down", lost.reason)) from None
+    # (a caller cancelled meanwhile leaves the table to the job, which frees it when done)
     if status == "error":
         raise value
     return value
@@ -193,14 +204,17 @@ async def _server(code: CodeTable) -> None:
         from_, req = msg[1], msg[2]
         try:
             match req:
-                case ("upgrade", changes, timeout):
+                case ("upgrade", changes, timeout, _):
                     result: Any = ("ok", await perform(code, changes, timeout))
                 case _:
                     result = ("error", UpgradeError("?", ("unknown_request", req)))
         except UpgradeError as failed:
             result = ("error", failed)
+        except Exception as bug:  # the code server outlives it, and says so
+            _logger.exception("the code server failed on %r", req)
+            result = ("error", UpgradeError("?", bug))
         finally:
-            code.busy = None
+            code.release(req[-1])
         _call.reply(from_, result)
 
 
@@ -251,6 +265,7 @@ async def perform(
     pause_start = time.perf_counter()
     collecting = gc.isenabled()
     gc.disable()  # (a full collection walks every state; none is due to this upgrade)
+    committed = False
     try:
         changed, failure, silent = await _each(
             module_of, list(requests), requests.__getitem__, timeout
@@ -267,7 +282,18 @@ async def perform(
             raise failure
         for done in loaded:
             code.commit(done.old, done.new)
+        committed = True
         await _each(module_of, changed, "resume", timeout)
+    except BaseException as exc:
+        if not isinstance(exc, UpgradeError):  # killed meanwhile: leave nobody held
+            if not committed:
+                for done in reversed(loaded):
+                    _modules.put(done.change.module, done.old)
+            for pid in requests:
+                if not committed:
+                    _tell(pid, "revert_code")
+                _tell(pid, "resume")
+        raise
     finally:
         if collecting:
             gc.enable()
@@ -365,7 +391,9 @@ def _load(change: Change) -> _Loaded:
         raise UpgradeError(module, ("cannot_read", str(path), exc)) from exc
     try:
         _, new = _modules.install(module, path, data)
-    except Exception as exc:
+    except asyncio.CancelledError:
+        raise
+    except BaseException as exc:  # SystemExit at import too: a module that does not load
         raise UpgradeError(module, exc) from exc
     return _Loaded(change, old, new, old_vsn)
 

@@ -30,6 +30,7 @@ from typing import Any
 from ..code._server import DEFAULT_TIMEOUT, UpgradeReport
 from ._handler import ReleaseReport as ReleaseReport
 from ._handler import boot as boot
+from ._handler import preflight as preflight
 from ._handler import request
 from ._manifest import Manifest as Manifest
 from ._manifest import build as build
@@ -60,6 +61,7 @@ __all__ = [
     "install",
     "load",
     "make_permanent",
+    "preflight",
     "restart_application",
     "rollback",
     "update",

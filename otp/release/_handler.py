@@ -21,24 +21,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from .. import _call, _node, application
+from .. import _call, _config, _node, application
 from .._app import Application
 from .._mailbox import receive, send
 from .._process import current
 from .._registry import register
-from .._signals import kill
 from .._spawn import spawn
 from .._timers import TimerRef, cancel_timer, send_after
-from .._values import KILLED, Pid, is_abnormal
+from .._values import Pid, is_abnormal
 from ..code import _modules
 from ..code._server import Change, CodeTable, UpgradeError, UpgradeReport, perform
 from ..code._server import table as code_table
 from ..reports import emit
-from ._manifest import Manifest, Releases, read_manifest, read_releases, release_dir, write_releases
+from ._manifest import (
+    Manifest,
+    Releases,
+    read_manifest,
+    read_releases,
+    release_dir,
+    releases_lock,
+    write_releases,
+)
 from ._plan import Plan, derive
 from ._spec import Load, Release, ReleaseError, RestartApplication, Update
 
-__all__ = ["ReleaseReport", "ReleaseTable", "boot", "request"]
+__all__ = ["ReleaseReport", "ReleaseTable", "boot", "preflight", "request"]
 
 HANDLER: Final = "release_handler"
 KIND: Final = "$release"
@@ -111,22 +118,19 @@ class ReleaseTable:
                 self.releases.set(state.vsn, state.status, state.note)
 
     def save(self) -> None:
-        self.refresh()
-        write_releases(self.build_dir, self.releases)
+        with releases_lock(self.build_dir):
+            self.refresh()
+            write_releases(self.build_dir, self.releases)
 
 
 # -- booting --------------------------------------------------------------------------------
 
 
-async def boot(build_dir: Path, vsn: str | None = None) -> list[str]:
-    """Run release `vsn` (default: the permanent one) from its snapshot in `build_dir`:
-    its code first on the path, its applications started (permanent); the names started.
-    A release installed but never made permanent is marked unpacked again, as in OTP."""
-    node = _node.get()
-    if node.release is not None:
-        raise ReleaseError(
-            ("already_running", node.release.vsn), "this node already runs a release"
-        )
+def preflight(build_dir: Path, vsn: str | None = None) -> tuple[Path, Releases, Manifest]:
+    """The build directory (absolute: so are the paths of loaded packages), the statuses
+    and the checked manifest of the release a boot would run (`vsn`, or the permanent
+    one); a ReleaseError says what is missing or broken."""
+    build_dir = build_dir.resolve()
     releases = read_releases(build_dir)
     if releases is None:
         raise ReleaseError(
@@ -138,7 +142,20 @@ async def boot(build_dir: Path, vsn: str | None = None) -> list[str]:
         if permanent is None:
             raise ReleaseError(("no_permanent_release", str(build_dir)), "no release is permanent")
         vsn = permanent.vsn
-    manifest = read_manifest(build_dir, vsn)
+    return build_dir, releases, read_manifest(build_dir, vsn)
+
+
+async def boot(build_dir: Path, vsn: str | None = None) -> list[str]:
+    """Run release `vsn` (default: the permanent one) from its snapshot in `build_dir`:
+    its code first on the path, its applications started (permanent); the names started.
+    A release installed but never made permanent is marked unpacked again, as in OTP."""
+    node = _node.get()
+    if node.release is not None:
+        raise ReleaseError(
+            ("already_running", node.release.vsn), "this node already runs a release"
+        )
+    build_dir, releases, manifest = preflight(build_dir, vsn)
+    vsn = manifest.vsn
     lib = release_dir(build_dir, vsn) / "lib"
     sys.path.insert(0, str(lib))
     release = _release_at(manifest, lib)
@@ -212,6 +229,9 @@ async def _serve(table: ReleaseTable) -> None:
                 result: Any = ("ok", await _answer(table, msg[2]))
             except ReleaseError as refused:
                 result = ("error", refused)
+            except Exception as bug:  # the handler outlives it, and says so
+                _logger.exception("the release handler failed on %r", msg[2])
+                result = ("error", ReleaseError(("failed", repr(bug)), f"release: {bug!r}"))
             _call.reply(msg[1], result)
             continue
         try:
@@ -249,7 +269,8 @@ async def _answer(table: ReleaseTable, req: Any) -> Any:
                 )
             return await _roll_back(table, "asked", automatic=False)
         case ("make_permanent",):
-            if table.trial is not None:
+            state = table.releases.get(table.vsn)
+            if table.trial is not None or state is None or state.status != "permanent":
                 _make_permanent(table)
             return table.vsn
         case ("which",):
@@ -267,10 +288,12 @@ def _plan(table: ReleaseTable, vsn: str) -> tuple[Plan, Manifest]:
         raise ReleaseError(
             ("other_release", new.name), f"{vsn} is a release of {new.name!r}, not of ours"
         )
-    state = table.releases.get(vsn)
-    downgrade = state is not None and state.status == "old"
+    downgrade = new.built_at < table.manifest.built_at  # an older release: a downgrade
+    _check_config(new)
     appups = {
-        app.name: {frm: [_step(step) for step in steps] for frm, steps in app.appup.items()}
+        app.name: {
+            frm: [_step(app.name, step) for step in steps] for frm, steps in app.appup.items()
+        }
         for app in new.applications
     }
     lib = release_dir(table.build_dir, vsn) / "lib"
@@ -278,23 +301,39 @@ def _plan(table: ReleaseTable, vsn: str) -> tuple[Plan, Manifest]:
     return plan, new
 
 
-def _step(data: dict[str, Any]) -> Update | Load | RestartApplication:
-    if "update" in data:
-        return Update(data["update"], data.get("extra"))
-    if "load" in data:
-        return Load(data["load"])
-    return RestartApplication(data["restart_application"])
+def _check_config(new: Manifest) -> None:
+    """The node's configuration must fit the new env defaults (as at load time)."""
+    config = _node.get().config
+    for entry in new.applications:
+        try:
+            _config.check(entry.name, entry.env, config.get(entry.name, {}))
+        except _config.ConfigError as bad:
+            raise ReleaseError(("bad_config", entry.name), f"release {new.vsn}: {bad}") from None
 
 
-def _claim(table: ReleaseTable, what: str) -> CodeTable:
+def _step(app: str, data: Any) -> Update | Load | RestartApplication:
+    """An appup step as the manifest holds it; a malformed one is a ReleaseError."""
+    if isinstance(data, dict):
+        if isinstance(data.get("update"), str):
+            return Update(data["update"], data.get("extra"))
+        if isinstance(data.get("load"), str):
+            return Load(data["load"])
+        if isinstance(data.get("restart_application"), str):
+            return RestartApplication(data["restart_application"])
+    raise ReleaseError(
+        ("bad_appup", app, repr(data)), f"application {app!r}: malformed appup step {data!r}"
+    )
+
+
+def _claim(table: ReleaseTable, what: str) -> tuple[CodeTable, object]:
     code = code_table(_node.get())
     try:
-        code.claim(what, table.manifest.name)
+        job = code.claim(what, table.manifest.name)
     except UpgradeError as busy:
         raise ReleaseError(
             ("busy", busy.reason[1]), f"cannot {what}: an upgrade ({busy.reason[1]}) is running"
         ) from None
-    return code
+    return code, job
 
 
 async def _install(
@@ -307,7 +346,7 @@ async def _install(
             "back first",
         )
     plan, new = _plan(table, vsn)
-    code = _claim(table, "install")
+    code, job = _claim(table, "install")
     from_vsn = table.vsn
     try:
         reports = await _switch(table, code, new, plan, timeout)
@@ -315,7 +354,7 @@ async def _install(
         _report(logging.ERROR, table, vsn, "install_failed", from_vsn, failed.reason)
         raise
     finally:
-        code.busy = None
+        code.release(job)
     table.releases.set(vsn, "current")
     table.save()
     pids = tuple(pid for r in reports for pid in r.processes)
@@ -368,15 +407,20 @@ async def _switch(
         for name in plan.start_apps:
             await application.ensure_all_started(name, "permanent")
     except Exception as exc:
-        if plan.downgrade:
-            raise ReleaseError(("start_failed", repr(exc)), f"release {new.vsn}: {exc}") from exc
-        old_lib = release_dir(table.build_dir, old.vsn) / "lib"
-        back = derive(new, old, old_lib, set(sys.modules), {}, downgrade=True)
-        await _switch(table, code, old, back, timeout)
-        raise ReleaseError(
+        broken = ReleaseError(
             ("start_failed", repr(exc)),
             f"release {new.vsn} failed after its code switch, and was rolled back: {exc!r}",
-        ) from exc
+        )
+        if plan.downgrade:  # (no way further back)
+            _fail_over(table, new.vsn, broken)
+            raise broken from exc
+        old_lib = release_dir(table.build_dir, old.vsn) / "lib"
+        back = derive(new, old, old_lib, set(sys.modules), {}, downgrade=True)
+        try:
+            await _switch(table, code, old, back, timeout)
+        except ReleaseError as worse:
+            _fail_over(table, new.vsn, worse)
+        raise broken from exc
     return reports
 
 
@@ -484,61 +528,56 @@ def _end_trial(table: ReleaseTable) -> _Trial:
 
 
 def _make_permanent(table: ReleaseTable) -> None:
-    trial = _end_trial(table)
+    from_vsn = _end_trial(table).from_vsn if table.trial is not None else table.vsn
     for state in table.releases.releases:
         if state.status == "permanent":
             state.status = "old"
     table.releases.set(table.vsn, "permanent")
     table.save()
-    _report(logging.INFO, table, table.vsn, "permanent", trial.from_vsn)
+    _report(logging.INFO, table, table.vsn, "permanent", from_vsn)
 
 
 async def _roll_back(table: ReleaseTable, reason: Any, *, automatic: bool) -> str:
-    """Go back to the release the trial started from (a downgrade); if a process's
-    downgrade fails, load the old code anyway and restart the processes on it."""
-    trial = _end_trial(table)
+    """Go back to the release the trial started from (a downgrade). If that fails too, the
+    node stops, to be started again on its permanent release (as Erlang restarts it)."""
+    trial = table.trial
+    assert trial is not None
     rolled = table.vsn
-    old = read_manifest(table.build_dir, trial.from_vsn)
+    old = read_manifest(table.build_dir, trial.from_vsn)  # (before anything changes)
     lib = release_dir(table.build_dir, old.vsn) / "lib"
     plan = derive(table.manifest, old, lib, set(sys.modules), {}, downgrade=True)
-    code = code_table(_node.get())
-    while code.busy is not None:  # (an upgrade of one module may be on its way)
-        await _pause()
-    code.busy = "rollback"
+    while True:  # (an upgrade of one module may be on its way: it is short)
+        try:
+            code, job = _claim(table, "rollback")
+            break
+        except ReleaseError:
+            await _pause()
+    _end_trial(table)
+    note = f"rolled back at {time.strftime('%Y-%m-%d %H:%M:%S')}: {reason!r}"
+    table.releases.set(rolled, "unpacked", note)
+    table.save()  # whatever happens next, the node boots the permanent release
     try:
         await _switch(table, code, old, plan, trial.timeout)
     except ReleaseError as failed:
-        _logger.error("rollback of %s: %s; loading the old code and restarting", rolled, failed)
-        await _force_back(table, code, old, plan)
+        _fail_over(table, rolled, failed)
+        raise
     finally:
-        code.busy = None
-    note = f"rolled back at {time.strftime('%Y-%m-%d %H:%M:%S')}: {reason!r}"
-    table.releases.set(rolled, "unpacked", note)
-    table.save()
+        code.release(job)
     level = logging.ERROR if automatic else logging.INFO
     _report(level, table, table.vsn, "rolled_back", rolled, reason)
     return table.vsn
 
 
+def _fail_over(table: ReleaseTable, vsn: str, failed: ReleaseError) -> None:
+    """Neither the new release nor the way back works: stop the node, which boots its
+    permanent release when it is started again."""
+    _report(logging.ERROR, table, vsn, "node_stopped", table.vsn, failed.reason)
+    _node.get().stop(("release_failed", vsn, failed.reason))
+
+
 async def _pause() -> None:
     with contextlib.suppress(TimeoutError):
         await receive(lambda m: False, 0.01)
-
-
-async def _force_back(table: ReleaseTable, code: CodeTable, old: Manifest, plan: Plan) -> None:
-    """The last resort of a rollback: the old code loaded with no code_change, and every
-    process running a changed module killed, for its supervisor to restart on the old code."""
-    lib = release_dir(table.build_dir, old.vsn) / "lib"
-    paths = {m.name: lib / m.path for m in old.modules}
-    modules = [u.module for u in plan.update] + plan.load
-    _swap_paths(table.lib, lib)
-    await perform(code, [Change(m, paths[m], switch=False) for m in modules if m in paths])
-    table.manifest = old
-    node = _node.get()
-    for proc in list(node.procs.values()):
-        cls = proc.behaviour
-        if cls is not None and cls.__module__ in modules and proc.pid.id not in node.system:
-            kill(proc, KILLED)
 
 
 def _report(
@@ -552,6 +591,7 @@ def _report(
         "install_failed": "install of %s failed (%s runs on)",
         "permanent": "%s is permanent (%s was before)",
         "rolled_back": "back to %s (rolled back from %s)",
+        "node_stopped": "%s cannot run, nor %s: stopping the node (it boots the permanent one)",
     }[context]
     emit(
         _logger,

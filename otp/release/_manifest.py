@@ -12,11 +12,13 @@ is refused, naming the file.
 from __future__ import annotations
 
 import ast
+import contextlib
+import fcntl
 import os
 import shutil
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -37,6 +39,7 @@ __all__ = [
     "read_manifest",
     "read_releases",
     "release_dir",
+    "releases_lock",
     "write_releases",
 ]
 
@@ -125,6 +128,20 @@ def read_releases(build_dir: Path) -> Releases | None:
         return _releases_decoder.decode(data)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise ReleaseError(("malformed", str(path)), f"{path} is malformed: {exc}") from exc
+
+
+@contextlib.contextmanager
+def releases_lock(build_dir: Path) -> Iterator[None]:
+    """Hold RELEASES.json for a read-change-write (a build and a running node both write
+    it; each reads it again under the lock)."""
+    path = build_dir / "releases" / ".lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def write_releases(build_dir: Path, releases: Releases) -> None:
@@ -223,10 +240,10 @@ def build(spec: str, release: Release, root: Path, build_dir: Path) -> Manifest:
         msgspec.json.format(msgspec.json.encode(manifest), indent=2)
     )
     staging.rename(target)
-    if releases is None:
-        releases = Releases(release.name)
-    releases.set(release.vsn, "unpacked" if releases.with_status("permanent") else "permanent")
-    write_releases(build_dir, releases)
+    with releases_lock(build_dir):  # read again: a running node may have written it since
+        releases = read_releases(build_dir) or Releases(release.name)
+        releases.set(release.vsn, "unpacked" if releases.with_status("permanent") else "permanent")
+        write_releases(build_dir, releases)
     return manifest
 
 

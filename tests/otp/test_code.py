@@ -324,3 +324,89 @@ async def test_watch_upgrades_a_module_when_its_file_changes(node: object, mod: 
     otp.exit(watcher, otp.KILL)
     await assert_receive(otp.Down(ref, watcher, otp.KILLED))
     await stop_all(pid)
+
+
+async def test_killing_the_code_server_mid_upgrade_leaves_nobody_held(
+    node: object, mod: Module
+) -> None:
+    pid = await mod.cls().start([5])
+    mod.write(2)
+    me = otp.self()
+    upgrading = otp.spawn(_upgrade_and_report, mod.name, ("wait", me), me)
+    await assert_receive(("waiting", pid))
+    server = otp.whereis("code_server")
+    assert server is not None
+    ref = otp.monitor(server)
+    otp.exit(server, otp.KILL)
+    await assert_receive(otp.Down(ref, server, otp.KILLED))
+    otp.send(pid, "go")  # its code_change ends; the revert and resume it was sent follow
+    assert await GenServer.call(pid, "get") == ("v1", [5])
+    assert mod.module.__name__ == mod.name and mod.cls().vsn == "1"  # the old module is back
+    await otp.code.upgrade(mod.name)  # a new code server, and a free table
+    assert (await GenServer.call(pid, "get"))[0] == "v2"
+    assert upgrading not in otp.processes()
+    await stop_all(pid)
+
+
+async def test_an_upgrade_whose_caller_dies_still_holds_the_table_until_done(
+    node: object, mod: Module
+) -> None:
+    pid = await mod.cls().start([])
+    mod.write(2)
+    me = otp.self()
+    caller = otp.spawn(_upgrade_and_report, mod.name, ("wait", me), me)
+    await assert_receive(("waiting", pid))
+    ref = otp.monitor(caller)
+    otp.exit(caller, otp.KILL)
+    await assert_receive(otp.Down(ref, caller, otp.KILLED))
+    with pytest.raises(otp.code.UpgradeError) as info:  # the job is still on
+        await otp.code.upgrade(mod.name)
+    assert info.value.reason == ("busy", "upgrade")
+    otp.send(pid, "go")
+    assert (await GenServer.call(pid, "get"))[0] == "v2"
+    await otp.code.upgrade(mod.name)  # the job freed the table when it was done
+    await stop_all(pid)
+
+
+async def test_an_upgraded_package_keeps_its_submodules(
+    node: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(tmp_path))
+    name = next(_names)
+    package = tmp_path / name
+    package.mkdir()
+    (package / "__init__.py").write_text("X = 1\n")
+    (package / "sub.py").write_text("Y = 2\n")
+    importlib.import_module(f"{name}.sub")
+    try:
+        (package / "__init__.py").write_text("X = 10\n")
+        await otp.code.upgrade(name)
+        assert sys.modules[name].X == 10 and sys.modules[name].sub.Y == 2
+    finally:
+        for key in [name, f"{name}.sub"]:
+            sys.modules.pop(key, None)
+
+
+async def test_new_code_without_a_running_class_fails_the_upgrade(
+    node: object, mod: Module
+) -> None:
+    pid = await mod.cls().start([1])
+    mod.path.write_text(mod.path.read_text().replace("class Counter(", "class Renamed("))
+    with pytest.raises(otp.code.UpgradeError) as info:
+        await otp.code.upgrade(mod.name)
+    assert isinstance(info.value.reason, LookupError) and "Counter" in str(info.value)
+    assert await GenServer.call(pid, "get") == ("v1", [1])
+    await stop_all(pid)
+
+
+async def test_a_code_change_that_returns_nothing_fails_the_upgrade(
+    node: object, mod: Module
+) -> None:
+    pid = await mod.cls().start([1])
+    mod.write(2)
+    mod.path.write_text(mod.path.read_text().replace('return {"seen": state,', '{"seen": state,'))
+    with pytest.raises(otp.code.UpgradeError) as info:
+        await otp.code.upgrade(mod.name)
+    assert "code_change returned None" in str(info.value.reason)
+    assert await GenServer.call(pid, "get") == ("v1", [1])
+    await stop_all(pid)
