@@ -195,3 +195,14 @@ def test_a_development_node_upgrades_what_changed_on_save_or_on_sigusr2(
     node.wait_for("reload of kv.server failed, the old code runs on")
     counts = summary(project.stop(node))
     assert counts["failed"] == 0 and counts["casts"] == counts["sent"]
+
+
+def test_a_missing_or_broken_release_is_refused_before_the_node_starts(project: Project) -> None:
+    refused = Node(project.run_dir, "--release", name="kv", spec=None, cwd=project.root)
+    assert refused.finish() == 1
+    text = "".join(refused.lines)
+    assert "no release is built" in text and "Traceback" not in text
+    assert project.build("1.0.0").returncode == 0
+    wrong = Node(project.run_dir, "--release", "9.9", name="kv", spec=None, cwd=project.root)
+    assert wrong.finish() == 1
+    assert "no release '9.9'" in "".join(wrong.lines) and "Traceback" not in "".join(wrong.lines)

@@ -107,10 +107,13 @@ class Project:
         env: dict[str, Any] | None = None,
         apps: str = "app",
         appup: str = "{}",
+        files: dict[str, str] | None = None,
     ) -> None:
         package = self.root / self.name
         package.mkdir(exist_ok=True)
         (package / "__init__.py").write_text("")
+        for file, text in (files or {}).items():
+            (package / file).write_text(text)
         (package / "server.py").write_text(SERVER.format(version=version or vsn))
         (package / "app.py").write_text(
             textwrap.dedent(APP).format(
@@ -310,3 +313,102 @@ async def test_an_install_while_an_upgrade_runs_is_refused(node: object, project
 async def test_a_node_without_a_release_says_so(node: object) -> None:
     with pytest.raises(otp.release.ReleaseError, match="does not run a release"):
         await otp.release.which_releases()
+
+
+async def test_the_direction_of_an_install_is_the_order_of_the_builds(
+    node: object, project: Project
+) -> None:
+    """1 -> 2 -> 1 -> 2: the last is an upgrade again, whatever the statuses say."""
+    project.build("1")
+    project.build("2")
+    await otp.release.boot(project.build_dir)
+    await otp.release.install("2", window=0)
+    await otp.release.install("1", window=0)
+    version, state = await project.call()
+    assert version == "1" and state["changes"][-1] == (("down", "1"), None)
+    await otp.release.install("2", window=0)
+    version, state = await project.call()
+    assert version == "2" and state["changes"][-1] == ("1", None)
+    await stop_apps()
+
+
+async def test_a_node_booted_on_a_newer_release_downgrades_to_the_permanent_one(
+    node: object, project: Project
+) -> None:
+    project.build("1")
+    project.build("2")
+    await otp.release.boot(project.build_dir, "2")
+    assert await otp.release.make_permanent() == "2"  # an explicit boot can be made so
+    assert [s for _, s, _ in await otp.release.which_releases()] == ["old", "permanent"]
+    await otp.release.install("1", window=0)
+    _, state = await project.call()
+    assert state["changes"] == [(("down", "1"), None)]
+    await stop_apps()
+
+
+async def test_a_relative_build_dir_moves_packages_to_the_new_release(
+    node: object, project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.build("1")
+    project.build("2", files={"late.py": "WHERE = 'release 2'\n"})
+    monkeypatch.chdir(project.root)
+    await otp.release.boot(Path("_build"))
+    await otp.release.install("2", window=0)
+    late = importlib.import_module(f"{project.name}.late")  # first imported after it
+    assert late.WHERE == "release 2"
+    assert "releases/2/lib" in str(late.__file__)
+    await stop_apps()
+
+
+async def test_check_refuses_an_env_the_node_configuration_does_not_fit(
+    node: object, project: Project
+) -> None:
+    project.build("1")
+    project.build("2", env={"greeting": 42})
+    await otp.release.boot(project.build_dir)
+    otp._node.get().config[project.name] = {"greeting": ("hey", "--set")}
+    with pytest.raises(otp.release.ReleaseError) as info:
+        await otp.release.check("2")
+    assert info.value.reason == ("bad_config", project.name) and "greeting" in str(info.value)
+    assert (await project.call())[0] == "1"
+    await stop_apps()
+
+
+async def test_a_malformed_appup_in_a_manifest_is_an_error_not_a_dead_handler(
+    node: object, project: Project
+) -> None:
+    project.build("1")
+    project.build("2")
+    manifest = project.build_dir / "releases/2/manifest.json"
+    manifest.write_text(manifest.read_text().replace('"appup": {}', '"appup": {"1": [{"x": 1}]}'))
+    await otp.release.boot(project.build_dir)
+    with pytest.raises(otp.release.ReleaseError, match="malformed appup step"):
+        await otp.release.check("2")
+    assert len(await otp.release.which_releases()) == 2  # the handler is still there
+    await stop_apps()
+
+
+async def test_the_watch_window_counts_crashes_whatever_the_log_levels(
+    node: object, project: Project
+) -> None:
+    import logging
+
+    project.build("1")
+    project.build("2", version="crashing")
+    await otp.release.boot(project.build_dir)
+    quiet = logging.getLogger("otp.gen_server")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
+    try:
+        with capture_reports("otp.release") as reports:
+            await otp.release.install("2", window=60)
+            pid = otp.whereis(project.name)
+            ref = otp.monitor(pid)  # type: ignore[arg-type]
+            GenServer.cast(pid, "poke")
+            await assert_receive(lambda m: type(m) is otp.Down and m.ref is ref)
+            while not any(r.context == "rolled_back" for r in reports):
+                await asyncio.sleep(0.01)
+    finally:
+        quiet.setLevel(level)
+    assert [r.reason[:2] for r in reports if r.context == "rolled_back"] == [("crashes", 1)]
+    await stop_apps()
