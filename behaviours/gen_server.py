@@ -883,6 +883,12 @@ class _Server:
         children = getattr(self.callbacks, "sys_children", None)
         return None if children is None else children(self.state)
 
+    async def system_apply_child_specs(self) -> None:
+        """What a supervisor's callbacks do after a release install (nothing for others)."""
+        apply = getattr(self.callbacks, "sys_apply_child_specs", None)
+        if apply is not None:
+            self.state = await apply(self.state)
+
     async def system_terminate(self, reason: Any) -> NoReturn:
         self.last_message = ("system", "terminate", reason)
         await self.stop_with(reason, None)

@@ -21,6 +21,7 @@ monitors each child, so a child that unlinks itself is still supervised.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import enum
 import math
@@ -256,7 +257,16 @@ async def _named_start(cls: type[Supervisor], arg: Any, name: str) -> Pid | None
 class _State:
     """A running supervisor: its flags, children (in start order) and restart history."""
 
-    __slots__ = ("arg", "by_pid", "children", "flags", "intensity", "name", "owner")
+    __slots__ = (
+        "arg",
+        "by_pid",
+        "children",
+        "flags",
+        "intensity",
+        "name",
+        "owner",
+        "spec_changes",
+    )
 
     def __init__(self, owner: type[Supervisor], arg: Any, flags: SupFlags) -> None:
         self.owner = owner
@@ -266,6 +276,8 @@ class _State:
         self.by_pid: dict[Pid, Child] = {}
         self.flags = flags
         self.intensity = RestartIntensity(flags.intensity, flags.period, flags.clock)
+        # (ids a code change added, ids it no longer lists): for sys_apply_child_specs
+        self.spec_changes: tuple[list[Any], list[Any]] = ([], [])
 
     def set_flags(self, flags: SupFlags) -> None:
         """New flags (a code change); the restarts already counted still count, as in OTP."""
@@ -356,23 +368,59 @@ class _SupervisorServer(GenServer[_State]):
         new = copy.copy(state)
         new.owner = owner
         copies = {id(child): copy.copy(child) for child in state.children}
+        for copied in copies.values():  # an id that is a class (the default) is upgraded too
+            if isinstance(copied.id, type):
+                with contextlib.suppress(LookupError):
+                    copied.id = otp.code.target_class(copied.id)
         new.children = [copies[id(child)] for child in state.children]
         new.by_pid = {pid: copies[id(child)] for pid, child in state.by_pid.items()}
         if result is IGNORE:
             return new
         flags, specs = result
         ordered: list[Child] = []
+        added: list[Any] = []
         for spec in specs:
             child = new.find(spec.id)
             if child is None:
                 child = Child(spec, unstarted=True)
+                added.append(spec.id)
             else:
                 child.use(spec)
             ordered.append(child)
         listed = {spec.id for spec in specs}
-        new.children = ordered + [c for c in new.children if c.id not in listed]
+        gone = [c for c in new.children if c.id not in listed]
+        new.children = ordered + gone
+        new.spec_changes = (added, [c.id for c in gone])
         new.set_flags(flags)
         return new
+
+    async def sys_apply_child_specs(self, state: _State) -> _State:
+        """After a release install: start the children a code change added, stop and delete
+        those the new init no longer lists (a plain code change leaves both, as in OTP)."""
+        added, gone = state.spec_changes
+        state.spec_changes = ([], [])
+        for id in gone:
+            child = state.find(id)
+            if child is None:
+                continue
+            if child.running:
+                state.by_pid.pop(child.pid, None)  # type: ignore[arg-type]
+                await shutdown_one(state.name, child)
+            _remove(state, child)
+        for id in added:
+            child = state.find(id)
+            if child is None or child.running or child.spec is None:
+                continue
+            try:
+                pid = await start_child_process(child.spec, child.args)
+            except otp.StartError as err:
+                report(state.name, "start_error", err.reason, id)
+                continue
+            if pid is not None:
+                monitor_child(child, pid)
+                state.by_pid[pid] = child
+                child.started()
+        return state
 
 
 async def _run_init(owner: type[Supervisor], arg: Any) -> Any:

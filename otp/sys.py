@@ -145,6 +145,11 @@ async def handle(handler: SystemHandler, from_: _call.From, request: Any) -> Non
                 result = None
             case "get_status":
                 result = await handler.system_get_status()
+            case "apply_child_specs":  # the release handler's, after an install
+                apply = getattr(handler, "system_apply_child_specs", None)
+                if apply is not None:
+                    await apply()
+                result = None
             case "get_children":
                 children = getattr(handler, "system_children", None)
                 result = None if children is None else children()

@@ -32,7 +32,9 @@ from .._values import Pid, is_abnormal
 from ..code import _modules
 from ..code._server import Change, CodeTable, UpgradeError, UpgradeReport, perform
 from ..code._server import table as code_table
+from ..errors import CallError
 from ..reports import emit
+from ..sys import SYSTEM
 from ._manifest import (
     Manifest,
     Releases,
@@ -379,8 +381,16 @@ async def _switch(
             stopped.append(name)
     undo_paths = _swap_paths(table.lib, new_lib)
     paths = {m.name: new_lib / m.path for m in new.modules}
-    changes = [Change(u.module, paths[u.module], u.extra, plan.downgrade) for u in plan.update]
-    changes += [Change(m, paths[m], None, plan.downgrade, switch=False) for m in plan.load]
+    changes = [  # in dependency order: a module is loaded after those it imports
+        Change(
+            step.module,
+            paths[step.module],
+            step.extra if isinstance(step, Update) else None,
+            plan.downgrade,
+            switch=isinstance(step, Update),
+        )
+        for step in plan.steps
+    ]
     try:
         reports = await perform(code, changes, timeout) if changes else []
     except UpgradeError as failed:
@@ -394,6 +404,7 @@ async def _switch(
     # the point of no return: what fails from here on is undone by a rollback
     old = table.manifest
     table.manifest = new
+    await _apply_child_specs([pid for r in reports for pid in r.processes], timeout)
     apps = _node.get().apps
     for name in plan.stop_apps:  # dropped by the new release: unloaded too (case 152)
         if apps is not None and name in apps.loaded and not apps.is_running(name):
@@ -422,6 +433,22 @@ async def _switch(
             _fail_over(table, new.vsn, worse)
         raise broken from exc
     return reports
+
+
+async def _apply_child_specs(pids: list[Pid], timeout: float) -> None:
+    """Have every upgraded supervisor start the children its new init added and stop the
+    ones it dropped (api.md: an install applies child-spec changes)."""
+    requests = _call.RequestIdCollection()
+    for pid in pids:
+        requests.add(_call.send_request(pid, SYSTEM, "apply_child_specs"), pid)
+    while requests:
+        try:
+            await _call.wait_any(requests, timeout, drop_on_timeout=True)
+        except CallError:  # (ended meanwhile)
+            continue
+        except TimeoutError:
+            _logger.error("supervisors did not apply their new child specs in %s s", timeout)
+            return
 
 
 def _running(name: str) -> bool:

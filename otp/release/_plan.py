@@ -40,6 +40,7 @@ class Plan:
     downgrade: bool
     update: list[Update] = field(default_factory=list)
     load: list[str] = field(default_factory=list)
+    steps: list[Update | Load] = field(default_factory=list)  # both, in dependency order
     added_modules: list[str] = field(default_factory=list)
     removed_modules: list[str] = field(default_factory=list)
     stop_apps: list[str] = field(default_factory=list)
@@ -109,6 +110,7 @@ def derive(
             plan.load.append(name)
         else:
             plan.update.append(step)
+        plan.steps.append(step)
     old_apps = [a.name for a in old.applications]
     new_apps = [a.name for a in new.applications]
     plan.stop_apps = [name for name in reversed(old_apps) if name not in new_apps]

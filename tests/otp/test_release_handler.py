@@ -69,7 +69,8 @@ class Inner(Supervisor):
 class Top(Supervisor):
     def init(self, arg):
         return Supervisor.flags(intensity=100, period=60.0), [
-            Inner.child_spec(None, id="inner", type="supervisor")
+            Inner.child_spec(None, id="inner", type="supervisor"),
+            *[Store.child_spec(None, name={name!r} + "_" + id, id=id) for id in {children!r}],
         ]
 
 
@@ -108,6 +109,7 @@ class Project:
         apps: str = "app",
         appup: str = "{}",
         files: dict[str, str] | None = None,
+        children: tuple[str, ...] = (),
     ) -> None:
         package = self.root / self.name
         package.mkdir(exist_ok=True)
@@ -117,7 +119,11 @@ class Project:
         (package / "server.py").write_text(SERVER.format(version=version or vsn))
         (package / "app.py").write_text(
             textwrap.dedent(APP).format(
-                name=self.name, vsn=vsn, env=env or {"greeting": "hello"}, appup=appup
+                name=self.name,
+                vsn=vsn,
+                env=env or {"greeting": "hello"},
+                appup=appup,
+                children=list(children),
             )
         )
         (self.root / f"rel_{self.name}.py").write_text(
@@ -411,4 +417,22 @@ async def test_the_watch_window_counts_crashes_whatever_the_log_levels(
     finally:
         quiet.setLevel(level)
     assert [r.reason[:2] for r in reports if r.context == "rolled_back"] == [("crashes", 1)]
+    await stop_apps()
+
+
+async def test_an_install_applies_the_supervisors_new_child_specs(
+    node: object, project: Project
+) -> None:
+    """api.md: children the new init adds are started, those it drops are stopped."""
+    project.build("1", children=("kept", "dropped"))
+    project.build("2", children=("kept", "added"))
+    await otp.release.boot(project.build_dir)
+    kept, dropped = otp.whereis(f"{project.name}_kept"), otp.whereis(f"{project.name}_dropped")
+    assert kept is not None and dropped is not None
+    ref = otp.monitor(dropped)
+    await otp.release.install("2", window=0)
+    await assert_receive(otp.Down(ref, dropped, otp.SHUTDOWN))
+    added = otp.whereis(f"{project.name}_added")
+    assert added is not None and otp.whereis(f"{project.name}_kept") == kept
+    assert (await GenServer.call(added, "get"))[0] == "2"
     await stop_apps()
