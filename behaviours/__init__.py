@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os as _os
+
+from otp.reports import hide_frames as _hide_frames
+
 from ._child_spec import ChildSpec as ChildSpec
 from ._child_spec import InvalidChildSpec as InvalidChildSpec
 from ._results import BadReturn as BadReturn
@@ -53,3 +57,5 @@ for _name in __all__:  # tracebacks and reprs show the public module, not the pr
     if isinstance(_obj, type) and _obj.__module__.startswith("behaviours._"):
         _obj.__module__ = "behaviours"
 del _name, _obj
+
+_hide_frames(_os.path.dirname(__file__))  # reports show the user's frames, not ours

@@ -96,11 +96,11 @@ def report(supervisor: Any, context: ReportContext, reason: Any, offender: Any) 
         _logger,
         logging.ERROR,
         SupervisorReport(supervisor, context, reason, offender),
-        "SUPERVISOR REPORT supervisor=%s context=%s reason=%r offender=%r",
+        "SUPERVISOR REPORT supervisor=%s context=%s reason=%r offender=%s",
         supervisor,
         context,
         reason,
-        offender,
+        offender.__qualname__ if isinstance(offender, type) else repr(offender),
     )
 
 

@@ -762,6 +762,7 @@ class _Server:
             _call.reply(*answer)
         if is_abnormal(reason):
             await self.report(reason, error)
+            otp.reports.reported(self.proc)  # (one crash, one report)
         if error is not None:
             raise error
         raise ExitError(reason)

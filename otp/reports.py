@@ -14,7 +14,9 @@ import sys
 import threading
 import time
 import traceback
+import weakref
 from dataclasses import dataclass
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
 from . import _node
@@ -23,7 +25,7 @@ from ._values import Pid
 if TYPE_CHECKING:
     from ._process import Process
 
-__all__ = ["CrashReport", "describe_entry", "emit"]
+__all__ = ["CrashReport", "describe_entry", "emit", "hide_frames", "reported", "user_traceback"]
 
 process_logger = logging.getLogger("otp.process")
 
@@ -62,7 +64,10 @@ def emit(
             watcher(report)
     if not logger.isEnabledFor(level):
         return
-    exc_info = (type(exc), exc, exc.__traceback__) if exc is not None else None
+    exc_info = None
+    if exc is not None:
+        full = _DEBUG or logger.isEnabledFor(logging.DEBUG)
+        exc_info = (type(exc), exc, exc.__traceback__ if full else user_traceback(exc))
     if (
         logging.getLogRecordFactory() is not logging.LogRecord
         or type(logger).makeRecord is not _MAKE_RECORD
@@ -169,6 +174,44 @@ def _task_name() -> str | None:
         return None
 
 
+# -- what a crash shows ----------------------------------------------------------------------
+
+_DEBUG: Final = os.environ.get("OTP_DEBUG", "") not in ("", "0")
+_hidden: list[str] = [os.path.dirname(__file__) + os.sep]
+_reported: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def hide_frames(directory: str) -> None:
+    """Leave the frames of code under `directory` (a behaviour library's own) out of the
+    tracebacks reports show; `OTP_DEBUG=1`, or a logger at DEBUG, shows them all."""
+    path = os.path.join(os.path.abspath(directory), "")
+    if path not in _hidden:
+        _hidden.append(path)
+
+
+def user_traceback(exc: BaseException) -> TracebackType | None:
+    """`exc`'s traceback without the runtime's frames (all of it if nothing else is left:
+    then the runtime itself failed)."""
+    kept: list[TracebackType] = []
+    tb = exc.__traceback__
+    while tb is not None:
+        if not tb.tb_frame.f_code.co_filename.startswith(tuple(_hidden)):
+            kept.append(tb)
+        tb = tb.tb_next
+    if not kept:
+        return exc.__traceback__
+    trimmed = None
+    for tb in reversed(kept):
+        trimmed = TracebackType(trimmed, tb.tb_frame, tb.tb_lasti, tb.tb_lineno)
+    return trimmed
+
+
+def reported(proc: Process) -> None:
+    """The behaviour of `proc` has logged the crash it is about to end with: the kernel's
+    own crash report of it goes at DEBUG, so one crash makes one report."""
+    _reported.add(proc)
+
+
 def describe_entry(fn: Any) -> str:
     """`module.qualname` of a process's function, for reports and listings."""
     module = getattr(fn, "__module__", None) or "?"
@@ -177,8 +220,13 @@ def describe_entry(fn: Any) -> str:
 
 
 def crash(proc: Process, reason: Any, exc: BaseException) -> None:
-    """Log the crash report of `proc` at ERROR, with the traceback of `exc`."""
-    if not process_logger.isEnabledFor(logging.ERROR):
+    """Log the crash report of `proc` at ERROR, with the traceback of `exc` (at DEBUG when
+    its behaviour reported the crash already)."""
+    level = logging.ERROR
+    if proc in _reported:
+        _reported.discard(proc)
+        level = logging.DEBUG
+    if not process_logger.isEnabledFor(level):
         return
     report = CrashReport(
         pid=proc.pid,
@@ -192,7 +240,7 @@ def crash(proc: Process, reason: Any, exc: BaseException) -> None:
     name = f" {report.registered_name!r}" if report.registered_name else ""
     emit(
         process_logger,
-        logging.ERROR,
+        level,
         report,
         "CRASH REPORT process %r%s (%s) exited with reason %r",
         report.pid,
