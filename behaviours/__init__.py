@@ -19,6 +19,7 @@ from ._supervision import ChildInfo as ChildInfo
 from ._supervision import SupervisorError as SupervisorError
 from ._supervision import SupervisorReport as SupervisorReport
 from .dynamic_supervisor import DynamicSupervisor as DynamicSupervisor
+from .gen_server import CallbackNameWarning as CallbackNameWarning
 from .gen_server import GenServer as GenServer
 from .gen_server import RequestId as RequestId
 from .gen_server import RequestIdCollection as RequestIdCollection
@@ -30,6 +31,7 @@ from .supervisor import SupFlags as SupFlags
 
 __all__ = [
     "BadReturn",
+    "CallbackNameWarning",
     "ChildCounts",
     "ChildInfo",
     "ChildSpec",

@@ -29,11 +29,13 @@ and returned, never kept on `self`. The wire shapes are Erlang's: a call is
 from __future__ import annotations
 
 import asyncio
+import difflib
 import hashlib
 import inspect
 import logging
 import math
 import types
+import warnings
 from asyncio import CancelledError
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -59,7 +61,14 @@ from ._results import (
     Timeout,
 )
 
-__all__ = ["GenServer", "RequestId", "RequestIdCollection", "ServerReport", "UnexpectedMessage"]
+__all__ = [
+    "CallbackNameWarning",
+    "GenServer",
+    "RequestId",
+    "RequestIdCollection",
+    "ServerReport",
+    "UnexpectedMessage",
+]
 
 S = TypeVar("S")
 
@@ -125,6 +134,26 @@ class _ModuleVersion:
         return str(cached)
 
 
+def warn_misspelled(cls: type, callbacks: Sequence[str], cutoff: float = 0.85) -> None:
+    """Warn, as `cls` is defined, of a method named almost like a callback (`handle_cal`):
+    the behaviour would never call it, and the first message would crash the server."""
+    for name, value in vars(cls).items():
+        if name in callbacks or name.startswith("_") or not callable(value):
+            continue
+        close = difflib.get_close_matches(name, callbacks, n=1, cutoff=cutoff)
+        if close:
+            warnings.warn(
+                f"{cls.__qualname__.rpartition('<locals>.')[2]}.{name} is not a callback: "
+                f"did you mean {close[0]}?",
+                CallbackNameWarning,
+                stacklevel=3,
+            )
+
+
+class CallbackNameWarning(UserWarning):
+    """A behaviour class defines a method named almost like one of its callbacks."""
+
+
 def _qualname_hash(owner: type) -> str:
     return hashlib.sha256(owner.__qualname__.encode()).hexdigest()[:16]
 
@@ -140,6 +169,7 @@ class GenServer(Generic[S]):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        warn_misspelled(cls, _CALLBACKS)
         otp.code.note_behaviour(cls)
         if isinstance(cls.__dict__.get("vsn", _DEFAULT_VSN), _ModuleVersion):
             cls.vsn  # noqa: B018  (taken now, from the module that defines it)

@@ -53,7 +53,7 @@ from ._supervision import (
     unexpected,
     yield_before_retry,
 )
-from .gen_server import GenServer
+from .gen_server import GenServer, warn_misspelled
 
 __all__ = ["AutoShutdown", "ChildCounts", "ChildInfo", "Strategy", "SupFlags", "Supervisor"]
 
@@ -125,7 +125,14 @@ def check_children(entries: Any, flags: SupFlags) -> list[ChildSpec]:
     seen: set[Any] = set()
     for spec in specs:
         if spec.id in seen:
-            raise InvalidChildSpec(f"duplicate child id {spec.id!r}", spec.id, "id")
+            hint = ""
+            if isinstance(spec.id, type):  # two children of one class: ids default to it
+                name = spec.id.__qualname__
+                hint = (
+                    f"; each child of {name} needs an id of its own: "
+                    f"{name}.child_spec(arg, id=..., name=...)"
+                )
+            raise InvalidChildSpec(f"duplicate child id {spec.id!r}{hint}", spec.id, "id")
         seen.add(spec.id)
     return specs
 
@@ -143,6 +150,11 @@ def check_significance(spec: ChildSpec, flags: SupFlags) -> ChildSpec:
 
 class Supervisor:
     """Base class of a module-based supervisor, and the supervisor API (static methods)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "init" not in vars(cls):
+            warn_misspelled(cls, ("init",), cutoff=0.7)
 
     def init(self, arg: Any) -> Any:
         """Return `(Supervisor.flags(...), [children])`, or `otp.IGNORE`."""

@@ -12,13 +12,18 @@ the file (or option), the key and the type the application's default has.
 
 from __future__ import annotations
 
+import difflib
+import logging
 import tomllib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from .errors import OTPError
 
-__all__ = ["ConfigError", "Settings", "check", "load_file", "parse_set"]
+__all__ = ["ConfigError", "Settings", "check", "did_you_mean", "load_file", "parse_set"]
+
+_logger = logging.getLogger("otp.application")
 
 Settings = dict[str, dict[str, tuple[Any, str]]]  # app -> key -> (value, source)
 
@@ -63,17 +68,54 @@ def parse_set(option: str, settings: Settings) -> None:
 def check(
     app: str, defaults: dict[str, Any], overrides: dict[str, tuple[Any, str]]
 ) -> dict[str, Any]:
-    """The values of `overrides` for `app`, each of the type of its default (if it has one)."""
+    """The values of `overrides` for `app`, each of the shape of its default (if it has one),
+    all the way down: a list of strings takes only strings. A key the application does not
+    declare is taken, with a warning that names the closest one it does."""
     values = {}
     for key, (value, source) in overrides.items():
-        default = defaults.get(key)
-        if default is not None and not _same_kind(value, default):
-            raise ConfigError(
-                f"{source}: [{app}] {key}: expected {type(default).__name__} "
-                f"(like the default {default!r}), got {type(value).__name__} {value!r}"
+        if key not in defaults and defaults:
+            _logger.warning(
+                "%s: [%s] %s: application %r declares no such key%s",
+                source,
+                app,
+                key,
+                app,
+                did_you_mean(key, defaults),
             )
+        wrong = _mismatch(value, defaults.get(key), "")
+        if wrong is not None:
+            raise ConfigError(f"{source}: [{app}] {key}{wrong}")
         values[key] = value
     return values
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """" (did you mean 'x'?)" for the closest of `known`, or "" when none is close."""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _mismatch(value: Any, default: Any, where: str) -> str | None:
+    """How `value` differs in shape from `default` (`None`: it does not), as the rest of an
+    error line: the path inside the value, what was expected and what came."""
+    if default is None:
+        return None
+    if not _same_kind(value, default):
+        return (
+            f"{where}: expected {type(default).__name__} (like the default {default!r}), "
+            f"got {type(value).__name__} {value!r}"
+        )
+    if isinstance(default, list | tuple) and default:
+        for i, item in enumerate(value):
+            wrong = _mismatch(item, default[0], f"{where}[{i}]")
+            if wrong is not None:
+                return wrong
+    elif isinstance(default, dict):
+        for key, item in value.items():
+            wrong = _mismatch(item, default.get(key), f"{where}.{key}")
+            if wrong is not None:
+                return wrong
+    return None
 
 
 def _same_kind(value: Any, default: Any) -> bool:

@@ -76,3 +76,30 @@ async def test_new_configuration_takes_effect_when_the_application_is_loaded_aga
     otp.application.unload("reload")
     otp.application.load(spec)
     assert otp.application.get_env("reload", "port") == 2
+
+
+def test_values_are_checked_against_the_default_all_the_way_down() -> None:
+    defaults = {"hosts": ["a", "b"], "limits": {"rate": 1.5, "names": ["x"]}}
+    with pytest.raises(_config.ConfigError) as info:
+        _config.check("web", defaults, {"hosts": ([1, 2], "sys.toml")})
+    assert str(info.value) == (
+        "sys.toml: [web] hosts[0]: expected str (like the default 'a'), got int 1"
+    )
+    with pytest.raises(_config.ConfigError) as info:
+        _config.check("web", defaults, {"limits": ({"rate": 2, "names": ["y", 3]}, "--set")})
+    assert str(info.value) == (
+        "--set: [web] limits.names[1]: expected str (like the default 'x'), got int 3"
+    )
+    ok = _config.check("web", defaults, {"limits": ({"rate": 2, "names": []}, "sys.toml")})
+    assert ok == {"limits": {"rate": 2, "names": []}}
+
+
+def test_a_key_the_application_does_not_declare_is_warned_about(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level("WARNING", logger="otp.application"):
+        values = _config.check("chat", {"port": 1, "motd": ""}, {"prot": (6000, "sys.toml")})
+    assert values == {"prot": 6000}
+    assert caplog.messages == [
+        "sys.toml: [chat] prot: application 'chat' declares no such key (did you mean 'port'?)"
+    ]
