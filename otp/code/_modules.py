@@ -23,6 +23,7 @@ __all__ = [
     "ModuleInfo",
     "behaviour_modules",
     "content_hash",
+    "defined_in",
     "file_of",
     "info",
     "install",
@@ -163,19 +164,20 @@ def target_class(cls: type) -> type:
         found = getattr(found, part, None)
     if isinstance(found, type):
         return found
-    if module is None or "<locals>" in cls.__qualname__ or _defined_in(cls, module):
+    if module is None or "<locals>" in cls.__qualname__ or defined_in(cls, module):
         return cls
     raise LookupError(f"the new code of {cls.__module__} defines no class {cls.__qualname__}")
 
 
-def _defined_in(cls: type, module: ModuleType) -> bool:
-    """True when `cls` was made by running `module` (not an older copy of it)."""
+def defined_in(cls: type, module: ModuleType, unknown: bool = True) -> bool:
+    """True when `cls` was made by running `module` (not an older copy of it); `unknown`
+    when the class has no function to tell by."""
     for value in vars(cls).values():
         func = getattr(value, "__func__", value)
         globals_ = getattr(func, "__globals__", None)
         if globals_ is not None:
             return globals_ is vars(module)
-    return True  # nothing to tell by: take it as the module's own
+    return unknown
 
 
 def snapshot(state: Any) -> Any:

@@ -278,6 +278,7 @@ async def perform(
                 _tell(pid, "resume")
             await _each(module_of, changed, "revert_code", timeout)
             await _each(module_of, changed, "resume", timeout)
+            _purge_new(loaded, requests)
             _failed(failure.module, "-", None, len(requests), failure.reason, failure.pid)
             raise failure
         for done in loaded:
@@ -373,6 +374,25 @@ async def _stragglers(
                 )
                 kill(proc, KILLED)
     return switched
+
+
+def _purge_new(loaded: list[_Loaded], requests: dict[Pid, Any]) -> None:
+    """An upgrade undone: starts of the new code's classes start the old ones, and a process
+    that started on the new code meanwhile (imported while it was loaded) is killed, for
+    its supervisor to start it again on the old code."""
+    node = _node.get()
+    code = node.code
+    for done in loaded:  # a start of the undone code starts the old (a supervisor's spec)
+        code.commit(done.new, done.old)
+    news = {done.change.module: done.new for done in loaded}
+    for proc in list(node.procs.values()):
+        cls = proc.behaviour
+        new = None if cls is None else news.get(cls.__module__)
+        if new is None or proc.pid in requests or proc.pid.id in node.system:
+            continue
+        if cls is not None and _modules.defined_in(cls, new, unknown=False):
+            _logger.error("%r started on code of %s that was undone: killed", proc.pid, new)
+            kill(proc, KILLED)
 
 
 def _load(change: Change) -> _Loaded:

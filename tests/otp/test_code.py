@@ -410,3 +410,31 @@ async def test_a_code_change_that_returns_nothing_fails_the_upgrade(
     assert "code_change returned None" in str(info.value.reason)
     assert await GenServer.call(pid, "get") == ("v1", [1])
     await stop_all(pid)
+
+
+async def test_a_process_started_on_new_code_of_an_undone_upgrade_is_restarted_on_the_old(
+    node: object, mod: Module
+) -> None:
+    sup: Any = await Supervisor.start_link([])
+    held = await mod.cls().start([1])
+    mod.write(2)
+    failing = mod.path.read_text().replace(
+        '            await otp.receive(lambda m: m == "go")',
+        '            await otp.receive(lambda m: m == "go")\n'
+        '            raise RuntimeError("undo it")',
+    )
+    mod.path.write_text(failing)
+    me = otp.self()
+    otp.spawn(_upgrade_and_report, mod.name, ("wait", me), me)
+    await assert_receive(("waiting", held))
+    # meanwhile, a supervisor starts a child from the module as imported now: the new code
+    late = await Supervisor.start_child(sup, mod.cls().child_spec([], id="late"))
+    assert (await GenServer.call(late, "get"))[0] == "v2"
+    ref = otp.monitor(late)
+    otp.send(held, "go")
+    await assert_receive(otp.Down(ref, late, otp.KILLED))
+    (child,) = await Supervisor.which_children(sup)
+    assert await GenServer.call(child.pid, "get") == ("v1", [])  # restarted on the old code
+    assert await GenServer.call(held, "get") == ("v1", [1])
+    otp.unlink(sup)
+    await stop_all(held, sup)
