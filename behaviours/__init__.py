@@ -25,6 +25,7 @@ from .gen_server import RequestId as RequestId
 from .gen_server import RequestIdCollection as RequestIdCollection
 from .gen_server import ServerReport as ServerReport
 from .gen_server import UnexpectedMessage as UnexpectedMessage
+from .gen_statem import GenStatem as GenStatem
 from .supervisor import Strategy as Strategy
 from .supervisor import Supervisor as Supervisor
 from .supervisor import SupFlags as SupFlags
@@ -37,6 +38,7 @@ __all__ = [
     "ChildSpec",
     "DynamicSupervisor",
     "GenServer",
+    "GenStatem",
     "Init",
     "InvalidChildSpec",
     "NoReply",

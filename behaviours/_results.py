@@ -68,6 +68,8 @@ class _Result:
 
 
 _DEFAULTS: Final[dict[str, Any]] = {
+    "actions": (),
+    "data": NO_STATE,
     "timeout": None,
     "continue_": NO_CONTINUE,
     "hibernate": False,

@@ -847,9 +847,14 @@ class _Server:
     # -- otp.sys.SystemHandler ----------------------------------------------------------
 
     def system_get_state(self) -> Any:
-        return self.state
+        view = getattr(self.callbacks, "sys_get_state", None)  # (a state machine's view)
+        return self.state if view is None else view(self.state)
 
     def system_replace_state(self, fn: Callable[[Any], Any]) -> Any:
+        replace = getattr(self.callbacks, "sys_replace_state", None)
+        if replace is not None:  # a behaviour built on this loop shows its state its way
+            self.state, shown = replace(self.state, fn)
+            return shown
         self.state = fn(self.state)
         return self.state
 

@@ -144,6 +144,22 @@ def main() -> int:
     print("GenServer")
     throughput("call round trip", 100_000 // scale, w.bare_gen_call, w.otp_gen_call, 0.5)
     throughput("cast x 1M, then a call", 1_000_000 // scale, w.bare_gen_cast, w.otp_gen_cast, 0.5)
+    n = 1_000_000 // scale
+    server, machine = best_of(
+        repeats,
+        lambda: w.run_otp(w.otp_gen_cast, n),
+        lambda: w.run_otp(w.otp_statem_cast, n),
+    )
+    ratio = server / machine
+    missed += ratio < 0.8
+    row(
+        "GenStatem cast -> NextState (vs GenServer)",
+        f"{n / server:,.0f}/s",
+        f"{n / machine:,.0f}/s",
+        f"{ratio:.2f}x",
+        ">= 0.8x",
+        ratio >= 0.8,
+    )
     rounds = 100 // (scale if scale == 1 else 5)
     b, k = best_of(
         repeats, lambda: w.run_bare(w.bare_fanout, rounds), lambda: w.run_otp(w.otp_fanout, rounds)

@@ -294,7 +294,8 @@ async def otp_exit_propagation(n: int) -> float:
 
 # -- GenServer -------------------------------------------------------------------------------
 
-from behaviours import GenServer, NoReply, Reply  # noqa: E402
+from behaviours import GenServer, GenStatem, NoReply, Reply  # noqa: E402
+from behaviours.gen_statem import KeepState, NextState, ReplyTo  # noqa: E402
 
 
 class CounterServer(GenServer[int]):
@@ -381,6 +382,34 @@ async def otp_gen_cast(n: int) -> float:
     elapsed = time.perf_counter() - start
     otp.unlink(pid)  # type: ignore[arg-type]
     await GenServer.stop(pid)
+    return elapsed
+
+
+class CounterMachine(GenStatem):
+    """The state machine of the GenStatem row: a cast is one state function and NextState."""
+
+    def init(self, start: int) -> tuple[str, int]:
+        return "counting", start
+
+    def counting(self, event_type: Any, content: Any, data: int) -> Any:
+        if event_type == "cast":
+            return NextState("counting", data + 1)
+        return KeepState(data, [ReplyTo(event_type[1], data)])
+
+
+async def otp_statem_cast(n: int) -> float:
+    """`otp_gen_cast` with a GenStatem: cast -> state function -> NextState."""
+    pid = await CounterMachine.start_link(0)
+    cast = GenStatem.cast
+    start = time.perf_counter()
+    for i in range(n):
+        cast(pid, "inc")
+        if i % BATCH == 0:
+            await asyncio.sleep(0)
+    assert await GenStatem.call(pid, "get") == n
+    elapsed = time.perf_counter() - start
+    otp.unlink(pid)  # type: ignore[arg-type]
+    await GenStatem.stop(pid)
     return elapsed
 
 

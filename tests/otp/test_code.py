@@ -428,7 +428,7 @@ async def test_a_process_started_on_new_code_of_an_undone_upgrade_is_restarted_o
     otp.spawn(_upgrade_and_report, mod.name, ("wait", me), me)
     await assert_receive(("waiting", held))
     # meanwhile, a supervisor starts a child from the module as imported now: the new code
-    late = await Supervisor.start_child(sup, mod.cls().child_spec([], id="late"))
+    late: Any = await Supervisor.start_child(sup, mod.cls().child_spec([], id="late"))
     assert (await GenServer.call(late, "get"))[0] == "v2"
     ref = otp.monitor(late)
     otp.send(held, "go")
