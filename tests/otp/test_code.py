@@ -97,10 +97,10 @@ async def test_a_rewrite_within_the_same_second_with_the_same_size_is_seen(
     mod.path.write_text(text.replace('("v1", state)', '("v9", state)'))
     os.utime(mod.path, ns=(before.st_atime_ns, before.st_mtime_ns))  # same size, same time
     assert mod.path.stat().st_size == before.st_size
-    assert otp.code.changed() == [mod.name]
+    assert mod.name in otp.code.changed()  # (other tests' modules may be there too)
     await otp.code.upgrade(mod.name)
     assert await GenServer.call(pid, "get") == ("v9", [])
-    assert otp.code.changed() == []
+    assert mod.name not in otp.code.changed()
     await stop_all(pid)
 
 
