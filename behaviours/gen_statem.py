@@ -436,10 +436,17 @@ class _Machine:
     def fail(self, error: Exception) -> NoReturn:
         raise _Halt(Stop(error, self))
 
-    def where(self, event_type: Any, content: Any) -> str:
-        """The callback that returned what it should not, for its error."""
+    def bad(self, event_type: Any, content: Any, value: Any, expected: str) -> NoReturn:
+        """Stop: the callback for this event returned (or listed) `value`; the reason names
+        the callback, the state, the event and the value."""
         name = self.state if self.by_state or event_type == "enter" else "handle_event"
-        return f"{self.cls.__qualname__}.{name}"
+        self.fail(
+            BadReturn(
+                f"{self.cls.__qualname__}.{name}",
+                value,
+                f"{expected} (in state {self.state!r}, for the event {(event_type, content)!r})",
+            )
+        )
 
     # -- results --------------------------------------------------------------------------
 
@@ -457,27 +464,18 @@ class _Machine:
         elif kind is StopAndReply:
             for reply in _listed(result._replies):
                 if type(reply) is not ReplyTo:
-                    self.fail(BadReturn(self.where(event_type, content), reply, "ReplyTo(...)"))
+                    self.bad(event_type, content, reply, "ReplyTo(...) in the replies")
                 GenServer.reply(reply.from_, reply.value)
             if result._data is not KEEP:
                 self.data = result._data
             raise _Halt(Stop(result._reason, self))
         else:
-            self.fail(
-                BadReturn(
-                    self.where(event_type, content),
-                    result,
-                    f"{_RESULTS} (in state {self.state!r}, for the event "
-                    f"{(event_type, content)!r})",
-                )
-            )
+            self.bad(event_type, content, result, _RESULTS)
         if data is not KEEP:
             self.data = data
         changed = new_state != self.state
         if enter and changed:
-            self.fail(
-                BadReturn(self.where(event_type, content), result, "an enter call keeps the state")
-            )
+            self.bad(event_type, content, result, "an enter call keeps the state")
         if not changed and not actions:  # the common case: nothing more to do
             return self.state if kind is RepeatState and self.cls.state_enter else _NO_ENTER
         postpone = False
@@ -502,7 +500,7 @@ class _Machine:
                 self.arm("event", "timeout", action.seconds, action.msg, zero)
             elif atype is not Hibernate:
                 why = "in an enter call" if atype in (Postpone, NextEvent) else "not an action"
-                self.fail(BadReturn(self.where(event_type, content), action, f"an action ({why})"))
+                self.bad(event_type, content, action, f"an action ({why})")
         if postpone:
             self.postponed.append((event_type, content))
         first = inserted + zero

@@ -353,7 +353,11 @@ async def test_bad_states_and_actions_stop_with_a_reason_that_names_them(node: o
     for state, text in (
         ("nowhere", "has no state function 'nowhere'"),
         ("start", "it is GenStatem's own 'start'"),
-        ("here", "Broken.here returned 'not an action'"),
+        (
+            "here",
+            "Broken.here returned 'not an action'; expected an action (not an action) "
+            "(in state 'here', for the event (('call', ",
+        ),
     ):
         pid = await Broken.start(state)
         with pytest.raises(otp.CallError) as info:
