@@ -90,7 +90,7 @@ def check(
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:
-    """" (did you mean 'x'?)" for the closest of `known`, or "" when none is close."""
+    """ " (did you mean 'x'?)" for the closest of `known`, or "" when none is close."""
     close = difflib.get_close_matches(name, list(known), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
