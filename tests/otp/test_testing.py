@@ -43,8 +43,49 @@ def test_the_node_fixture_runs_async_tests_and_fails_on_leaks(pytester: pytest.P
     result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*the test left 1 process(es) running: "
-            "<0.2.0> test_the_node_fixture*idle registered as 'leaked'*"
+            "E * AssertionError: the test left 1 process(es) running:",
+            "E *   <0.2.0> test_the_node_fixture_runs_async_tests_and_fails_on_leaks.idle "
+            "registered as 'leaked'",
+        ]
+    )
+
+
+def test_a_leak_report_names_the_behaviour_and_says_how_to_end_it(
+    pytester: pytest.Pytester,
+) -> None:
+    """The first test a newcomer writes: start a server, call it, return."""
+    pytester.makepyfile(
+        """
+        import otp
+        from behaviours import GenServer, Reply
+
+        class Counter(GenServer):
+            def init(self, start):
+                return start
+            def handle_call(self, n, from_, state):
+                return Reply(state + n, state + n)
+
+        async def test_counter(node):
+            await Counter.start_link(0, name="counter")
+            assert await GenServer.call("counter", 2) == 2
+            otp.spawn(otp.receive)
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "E * AssertionError: the test left 2 process(es) running:",
+            "E *   <0.2.0> test_a_leak_report_names_the_behaviour_and_says_how_to_end_it"
+            ".Counter registered as 'counter'",
+            "E *   <0.3.0> otp.receive",
+            "E * End each one before the test returns:",
+            "E *   * start it with `await otp.testing.start_supervised(...)`, which stops "
+            "it when the test ends;",
+            "E *   * or stop it: `await GenServer.stop(pid)`, or `otp.exit(pid, "
+            "otp.SHUTDOWN)` and wait for its Down;",
+            "E *   * or link it to the process that owns it (otp.spawn_link), so it ends "
+            "with its owner.",
         ]
     )
 
