@@ -17,6 +17,7 @@ assert otp.run(main) == "hello"
 from __future__ import annotations
 
 from . import application as application
+from . import bridge as bridge
 from . import code as code
 from . import release as release
 from . import reports as reports
@@ -98,6 +99,7 @@ __all__ = [
     "StartError",
     "TimerRef",
     "application",
+    "bridge",
     "cancel_timer",
     "code",
     "demonitor",

@@ -92,7 +92,11 @@ def current() -> Process:
     node = _node.current
     task = None if node is None else running_task(node.loop)
     if type(task) is not Process:
-        raise NoProcessError("not called from a process (spawn one, or use otp.run(main))")
+        raise NoProcessError(
+            "not called from a process: spawn one, or start with otp.run(main); from plain "
+            "asyncio code on the node's loop (an aiohttp handler, a start_server callback), "
+            "call servers with `await otp.bridge.call(server, request)`"
+        )
     return task
 
 

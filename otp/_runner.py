@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal
 
-from . import _node, _signals
+from . import _node, _signals, _watchdog
 from ._app import Application
 from ._mailbox import receive
 from ._process import Process
@@ -92,6 +92,7 @@ async def _boot(
     node = _node.Node(name, cookie, asyncio.get_running_loop())
     _node.current = node
     halted = False  # the node was stopped before main ended (else: main's outcome counts)
+    watchdog = _watchdog.start(node)  # warns when a callback blocks the loop
     try:
         main_proc = spawn(main, *args)._proc
         assert main_proc is not None
@@ -99,7 +100,11 @@ async def _boot(
         await asyncio.wait((node.main_done, node.halted), return_when=asyncio.FIRST_COMPLETED)
         halted = node.halted.done()
     finally:
-        await _shutdown(node, timeout)
+        try:
+            await _shutdown(node, timeout)
+        finally:
+            if watchdog is not None:
+                watchdog.stop()
     if node.interrupt is not None:  # a process raised KeyboardInterrupt or SystemExit
         raise node.interrupt
     if halted:

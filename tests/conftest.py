@@ -1,6 +1,12 @@
+import os
+
 import pytest
 
 from otp.testing import TestNode
+
+# A slow machine can stall the loop past the watchdog's threshold in any test (a collection,
+# a subprocess); its warning would then be an unexpected report. Its own tests turn it on.
+os.environ.setdefault("OTP_LOOP_BLOCK_WARNING", "off")
 
 pytest_plugins = ["pytester"]
 
