@@ -21,7 +21,15 @@ from typing import Any
 
 from .errors import OTPError
 
-__all__ = ["ConfigError", "Settings", "check", "did_you_mean", "load_file", "parse_set"]
+__all__ = [
+    "ConfigError",
+    "Settings",
+    "check",
+    "did_you_mean",
+    "load_file",
+    "parse_set",
+    "warn_unclaimed",
+]
 
 _logger = logging.getLogger("otp.application")
 
@@ -87,6 +95,22 @@ def check(
             raise ConfigError(f"{source}: [{app}] {key}{wrong}")
         values[key] = value
     return values
+
+
+def warn_unclaimed(settings: Settings, loaded: Iterable[str]) -> None:
+    """Warn of settings for an application that is not loaded once the node has started
+    (a misspelled `[section]` or `--set app.key`), naming the closest one that is."""
+    known = list(loaded)
+    for app, values in settings.items():
+        if app not in known and values:
+            source = next(iter(values.values()))[1]
+            _logger.warning(
+                "%s: [%s]: no application %r is loaded, so nothing reads these settings%s",
+                source,
+                app,
+                app,
+                did_you_mean(app, known),
+            )
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:

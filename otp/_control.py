@@ -1,22 +1,44 @@
-"""The control socket: how `otp status`, `otp tree` and `otp stop` reach a running node.
+"""The control socket: how `otp status`, `otp tree`, `otp stop`, `otp eval` and
+`otp remote` reach a running node.
 
 A Unix domain socket in the run directory (owner-only), one request per connection:
 a frame is a 4-byte big-endian length and a msgpack body (msgspec; never pickle).
 Every request carries the node's cookie. A malformed or unauthenticated request gets an
 error reply and the connection is closed; the node is not disturbed by it. When the node
 stops, every connection still open is answered that the node is stopping, then closed.
+
+A remote shell is the one request that keeps its connection: `Request(command="remote")`,
+once answered, turns the connection into a session. The client then sends frames of its
+own (`Eval`, `Interrupt`, `Complete`, a tagged msgpack union) and gets one `Response` for
+each `Eval` and `Complete`. The session's names live as long as the connection; its code
+runs in a process of the node (its shell process, as in Erlang), which an `Interrupt`, a
+timeout or an exit signal may kill: the next evaluation gets a new one, with the same names.
+
+    client                                node
+    Request(cookie, "remote")   ---->
+                                <----     Response(ok, {"node", "pid", "imported"})
+    Eval("await f()", timeout)  ---->     (runs in the session's process)
+    Interrupt()                 ---->     (Ctrl-C: the process is killed)
+                                <----     Response(ok, Evaluated(output, value, error))
 """
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import builtins
 import contextlib
 import hmac
+import inspect
+import linecache
+import math
 import os
 import resource
+import rlcompleter
 import signal
 import socket
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Final
@@ -25,12 +47,26 @@ import msgspec
 
 from . import _node
 from . import sys as otp_sys
+from ._mailbox import receive, send
+from ._process import Process
 from ._signals import kill
 from ._spawn import spawn
-from ._values import KILLED, NORMAL, Pid
+from ._values import KILLED, NORMAL, SHUTDOWN, Pid
 from .errors import OTPError
 
-__all__ = ["ControlError", "ControlServer", "Request", "Response", "call", "serve"]
+__all__ = [
+    "Complete",
+    "ControlError",
+    "ControlServer",
+    "Eval",
+    "Evaluated",
+    "Interrupt",
+    "Request",
+    "Response",
+    "Session",
+    "call",
+    "serve",
+]
 
 MAX_FRAME: Final = 1 << 20  # requests are small; anything bigger is not one of ours
 COMMAND_TIMEOUT: Final = 30.0
@@ -56,9 +92,40 @@ class ControlError(OTPError):
     """The node refused a control request, or could not be reached."""
 
 
+# a remote session's frames, client to node
+
+
+class Eval(msgspec.Struct, tag="eval", forbid_unknown_fields=True):
+    """Run `source` (statements; the value of a last expression is shown) in the session."""
+
+    source: str
+    timeout: float | None = None  # seconds; then the evaluation is killed
+
+
+class Interrupt(msgspec.Struct, tag="interrupt", forbid_unknown_fields=True):
+    """Ctrl-C: kill the evaluation running now (nothing, if none is)."""
+
+
+class Complete(msgspec.Struct, tag="complete", forbid_unknown_fields=True):
+    """Tab: the session's names (or attributes, after a dot) that start with `text`."""
+
+    text: str
+
+
+class Evaluated(msgspec.Struct):
+    """How an `Eval` went: what `print` wrote, the value's repr (None: no value, or None),
+    or the traceback; `leave` when the code called exit()."""
+
+    output: str = ""
+    value: str | None = None
+    error: str | None = None
+    leave: bool = False
+
+
 _encoder = msgspec.msgpack.Encoder()
 _request_decoder = msgspec.msgpack.Decoder(Request)
 _response_decoder = msgspec.msgpack.Decoder(Response)
+_session_decoder = msgspec.msgpack.Decoder(Eval | Interrupt | Complete)
 
 
 def _frame(payload: bytes) -> bytes:
@@ -106,13 +173,10 @@ class ControlServer:
         self.open[task] = writer
         self.readers[task] = reader
         try:
-            response = await self._answer(reader)
-            try:
-                payload = _encoder.encode(response)
-            except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as exc:
-                payload = _encoder.encode(Response(False, error=f"cannot encode the reply: {exc}"))
-            writer.write(_frame(payload))
-            await writer.drain()
+            response, session = await self._answer(reader)
+            await _reply(writer, response)
+            if session is not None:
+                await self._session(session, reader, writer)
         except (ConnectionError, OSError):
             pass  # the client went away: nothing to answer
         finally:
@@ -121,42 +185,380 @@ class ControlServer:
             with contextlib.suppress(ConnectionError, OSError):
                 await writer.wait_closed()
 
-    async def _answer(self, reader: asyncio.StreamReader) -> Response:
+    async def _answer(self, reader: asyncio.StreamReader) -> tuple[Response, _Session | None]:
+        """The answer to the connection's request, and the session it opens (`remote`)."""
         try:
             async with asyncio.timeout(READ_TIMEOUT):  # a client that sends nothing is let go
                 size = int.from_bytes(await reader.readexactly(4), "big")
                 if size > MAX_FRAME:
                     return Response(
                         False, error=f"malformed request: a frame of {size} bytes is too large"
-                    )
+                    ), None
                 request = _request_decoder.decode(await reader.readexactly(size))
         except TimeoutError:
-            return Response(False, error=f"no request within {READ_TIMEOUT} s")
+            return Response(False, error=f"no request within {READ_TIMEOUT} s"), None
         except asyncio.IncompleteReadError:
             if self.stopping:
-                return Response(False, error=STOPPING)
-            return Response(False, error="malformed request: the frame is truncated")
+                return Response(False, error=STOPPING), None
+            return Response(False, error="malformed request: the frame is truncated"), None
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            return Response(False, error=f"malformed request: {exc}")
+            return Response(False, error=f"malformed request: {exc}"), None
         except RecursionError:
-            return Response(False, error="malformed request: nested too deeply")
+            return Response(False, error="malformed request: nested too deeply"), None
         if not hmac.compare_digest(request.cookie.encode(), self.cookie):
-            return Response(False, error="unauthenticated: wrong cookie")
+            return Response(False, error="unauthenticated: wrong cookie"), None
+        if request.command == "remote":
+            if self.stopping or self.node.stopping:
+                return Response(False, error=STOPPING), None
+            session = _Session()
+            return Response(True, result=session.hello(self.node)), session
         command = _COMMANDS.get(request.command)
         if command is None:
-            known = ", ".join(sorted(_COMMANDS))
-            return Response(False, error=f"unknown command {request.command!r}; known: {known}")
+            known = ", ".join(sorted([*_COMMANDS, "remote"]))
+            return Response(
+                False, error=f"unknown command {request.command!r}; known: {known}"
+            ), None
         done: asyncio.Future[Any] = self.node.loop.create_future()
         worker = spawn(_run_command, command, request.args, done)  # commands talk to processes
         try:
-            return Response(True, result=await asyncio.wait_for(done, COMMAND_TIMEOUT))
+            return Response(True, result=await asyncio.wait_for(done, COMMAND_TIMEOUT)), None
         except Exception as exc:
             if self.stopping or self.node.stopping:
-                return Response(False, error=STOPPING)
-            return Response(False, error=f"{request.command} failed: {exc!r}")
+                return Response(False, error=STOPPING), None
+            return Response(False, error=f"{request.command} failed: {exc!r}"), None
         finally:
             if worker._proc is not None:  # timed out (or the client left): do not leave it
                 kill(worker._proc, KILLED)
+
+    async def _session(
+        self, session: _Session, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """Answer a remote shell's frames until the client leaves or the node stops."""
+        frames: asyncio.Queue[Any] = asyncio.Queue()
+        pump = asyncio.ensure_future(_pump(reader, frames))
+        try:
+            while True:
+                frame = await frames.get()
+                match frame:
+                    case Eval():
+                        try:
+                            evaluated = await self._evaluate(session, frame, frames)
+                        except _Stopping:
+                            await _reply(writer, Response(False, error=STOPPING))
+                            return
+                        if evaluated is None:  # what ended it is next in `frames`
+                            continue
+                        await _reply(writer, Response(True, result=evaluated))
+                    case Complete(text=text):
+                        await _reply(writer, Response(True, result=session.complete(text)))
+                    case Interrupt():
+                        pass  # nothing runs: nothing to interrupt (Ctrl-C as a reply came)
+                    case str():  # a malformed frame: say so and end the session
+                        await _reply(writer, Response(False, error=frame))
+                        return
+                    case _:  # the end of input: the client left, or the node stops
+                        if self.stopping:
+                            await _reply(writer, Response(False, error=STOPPING))
+                        return
+        finally:
+            pump.cancel()
+            await asyncio.wait([pump])
+            session.close()
+
+    async def _evaluate(
+        self, session: _Session, frame: Eval, frames: asyncio.Queue[Any]
+    ) -> Evaluated | None:
+        """Have the session's process run `frame`; an Interrupt, a timeout, or the process
+        dying end the wait. None: the client left, or sent what it should not (the
+        evaluation is killed, and what ended it is put back in `frames`)."""
+        if self.stopping or self.node.stopping:
+            raise _Stopping
+        notice = session.ensure_process()
+        proc = session.proc
+        assert proc is not None
+        done: asyncio.Future[Evaluated] = self.node.loop.create_future()
+        send(proc.pid, _Job(frame.source, done))
+        timeout = frame.timeout
+        deadline = None if timeout is None or math.isinf(timeout) else time.monotonic() + timeout
+        getter = asyncio.ensure_future(frames.get())
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        waiting: set[asyncio.Future[Any]] = {done, proc, getter}
+        finished, _ = await asyncio.wait(waiting, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+        if getter not in finished:
+            getter.cancel()
+            await asyncio.wait([getter])
+            if not getter.cancelled():  # it came as it was cancelled: for the session loop
+                frames.put_nowait(getter.result())
+        if done in finished:
+            result = done.result()
+            result.output = notice + result.output
+            return result
+        if proc in finished:  # an exit signal ended it while it evaluated
+            if self.stopping or self.node.stopping:
+                raise _Stopping
+            session.proc = None
+            return Evaluated(
+                output=notice + session.output.take(),
+                error=f"** the session's process {proc.pid} exited: {proc.exit_reason!r} "
+                f"(the next input runs in a new one; your names are kept)\n",
+            )
+        session.end_process(KILLED)
+        if not finished:
+            return Evaluated(
+                output=notice + session.output.take(),
+                error=f"TimeoutError: the evaluation took longer than {timeout} s, so its "
+                f"process {proc.pid} was killed (give it more time with --timeout)\n",
+            )
+        frame_in = getter.result()
+        if isinstance(frame_in, Interrupt):
+            return Evaluated(
+                output=notice + session.output.take(),
+                error=f"KeyboardInterrupt: the evaluation was interrupted, and its process "
+                f"{proc.pid} killed (the next input runs in a new one; your names are kept)\n",
+            )
+        if isinstance(frame_in, Eval | Complete):  # out of turn: a client's bug
+            frames.put_nowait(f"malformed session: {type(frame_in).__name__} while an Eval ran")
+            return None
+        frames.put_nowait(frame_in)  # the end of input (the client left, or the node
+        if self.stopping:  # stops), or a malformed frame: for the session loop
+            raise _Stopping
+        return None
+
+
+async def _reply(writer: asyncio.StreamWriter, response: Response) -> None:
+    try:
+        payload = _encoder.encode(response)
+    except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as exc:
+        payload = _encoder.encode(Response(False, error=f"cannot encode the reply: {exc}"))
+    writer.write(_frame(payload))
+    await writer.drain()
+
+
+_EOF: Final = None  # what `_pump` queues at the end of a session's input
+
+
+async def _pump(reader: asyncio.StreamReader, frames: asyncio.Queue[Any]) -> None:
+    """Read a session's frames into `frames`, then `_EOF`, or the text of what was wrong."""
+    while True:
+        try:
+            size = int.from_bytes(await reader.readexactly(4), "big")
+            if size > MAX_FRAME:
+                frames.put_nowait(f"malformed session frame: {size} bytes is too large")
+                return
+            frames.put_nowait(_session_decoder.decode(await reader.readexactly(size)))
+        except (asyncio.IncompleteReadError, ConnectionError, OSError):
+            frames.put_nowait(_EOF)
+            return
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            frames.put_nowait(f"malformed session frame: {exc}")
+            return
+        except RecursionError:
+            frames.put_nowait("malformed session frame: nested too deeply")
+            return
+
+
+# -- remote shells: the node side -----------------------------------------------------------
+
+MAX_OUTPUT: Final = 1 << 20  # characters of printed output or of a repr sent back at once
+_PRELUDE: Final = (  # what a session starts with (run as code: otp never imports behaviours)
+    "import otp",
+    "import asyncio",
+    "from behaviours import DynamicSupervisor, GenServer, Supervisor",
+)
+_FRAMEWORK: Final = (
+    str(Path(__file__).resolve().parent) + os.sep,  # otp/
+    str(Path(__file__).resolve().parent.parent / "behaviours") + os.sep,
+)
+
+
+class _Stopping(Exception):
+    """The node stops: the session ends with that answer."""
+
+
+class _Leave(BaseException):
+    """exit() or quit() at the remote prompt."""
+
+
+class _Quitter:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return (
+            f"Use {self.name}() or Ctrl-D (end of input) to leave the remote shell; "
+            f"the node keeps running"
+        )
+
+    def __call__(self, code: object = None) -> None:
+        raise _Leave
+
+
+class _Output:
+    """What `print` wrote in a session since its last answer (kept to MAX_OUTPUT)."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.size = 0
+        self.dropped = 0
+
+    def write(self, text: str) -> int:
+        if self.size + len(text) > MAX_OUTPUT:
+            self.dropped += len(text)
+        else:
+            self.parts.append(text)
+            self.size += len(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def take(self) -> str:
+        text = "".join(self.parts)
+        if self.dropped:
+            text += f"... ({self.dropped} more characters of output not shown)\n"
+        self.parts, self.size, self.dropped = [], 0, 0
+        return text
+
+
+class _Job:
+    """One `Eval` for the session's process."""
+
+    __slots__ = ("done", "source")
+
+    def __init__(self, source: str, done: asyncio.Future[Evaluated]) -> None:
+        self.source = source
+        self.done = done
+
+
+class _Session:
+    """A remote shell's names, its output, and the process that runs its code."""
+
+    def __init__(self) -> None:
+        self.output = _Output()
+        self.namespace: dict[str, Any] = {
+            "__name__": "__remote__",
+            "__builtins__": builtins,
+            "exit": _Quitter("exit"),
+            "quit": _Quitter("quit"),
+            "print": self._print,
+        }
+        self.imported: list[str] = []
+        for line in _PRELUDE:
+            try:
+                exec(line, self.namespace)
+            except ImportError:
+                continue
+            self.imported.append(line)
+        self.inputs = 0
+        self.filenames: list[str] = []
+        self.proc: Process | None = None
+
+    def _print(self, *values: object, file: Any = None, **options: Any) -> None:
+        """print() at the prompt writes to the remote terminal, not to the node's stdout."""
+        builtins.print(*values, file=self.output if file is None else file, **options)
+
+    def hello(self, node: _node.Node) -> dict[str, Any]:
+        self.ensure_process()
+        assert self.proc is not None
+        return {"node": node.name, "pid": repr(self.proc.pid), "imported": self.imported}
+
+    def ensure_process(self) -> str:
+        """Start the session's process if it has none; a note when the old one died."""
+        old = self.proc
+        if old is not None and not old.finished:
+            return ""
+        self.proc = spawn(_evaluator, self)._proc
+        if old is None:
+            return ""
+        return (
+            f"** the session's process {old.pid} exited: {old.exit_reason!r}; "
+            f"{self.proc.pid if self.proc else '?'} takes its place (your names are kept)\n"
+        )
+
+    def end_process(self, reason: Any) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None and not proc.finished:
+            kill(proc, reason)
+
+    def close(self) -> None:
+        self.end_process(SHUTDOWN)  # processes it linked to go too (not as a crash)
+        for name in self.filenames:
+            linecache.cache.pop(name, None)
+        self.namespace.clear()
+
+    def complete(self, text: str) -> list[str]:
+        if not text.strip():
+            return []
+        completer = rlcompleter.Completer(self.namespace)
+        try:
+            matches = (
+                completer.attr_matches(text) if "." in text else completer.global_matches(text)
+            )
+        except Exception:  # an attribute that raises while looked up: no completions
+            return []
+        return sorted(set(matches))[:500]
+
+    async def run(self, source: str) -> Evaluated:
+        """Compile and run `source` here (in the session's process), as the REPL does:
+        the value of a last expression is shown, top-level await works."""
+        self.inputs += 1
+        filename = f"<remote-{self.inputs}>"
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        self.filenames.append(filename)
+        flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+        try:
+            tree = compile(source, filename, "exec", ast.PyCF_ONLY_AST | flags)
+            last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+            steps = [compile(tree, filename, "exec", flags)] if tree.body else []
+            if isinstance(last, ast.Expr):
+                expression = ast.Expression(last.value)
+                steps.append(compile(expression, filename, "eval", flags))
+            value = None
+            for step in steps:
+                value = eval(step, self.namespace)
+                if step.co_flags & inspect.CO_COROUTINE:
+                    value = await value
+            if last is None:
+                value = None
+            text = None
+            if value is not None:
+                self.namespace["_"] = value
+                text = repr(value)
+                if len(text) > MAX_OUTPUT:
+                    text = f"{text[:MAX_OUTPUT]}... ({len(text)} characters in all)"
+        except asyncio.CancelledError:
+            raise  # killed (an interrupt, a timeout, an exit signal): the process ends
+        except _Leave:
+            return Evaluated(output=self.output.take(), leave=True)
+        except BaseException as exc:  # whatever the code raised, the process carries on
+            return Evaluated(output=self.output.take(), error=_format_exception(exc))
+        return Evaluated(output=self.output.take(), value=text)
+
+
+async def _evaluator(session: _Session) -> None:
+    """The session's process: run each job it is sent, in order, for ever."""
+    while True:
+        job: _Job = await receive(lambda m: type(m) is _Job)
+        result = await session.run(job.source)
+        if not job.done.done():
+            job.done.set_result(result)
+
+
+def _format_exception(exc: BaseException) -> str:
+    """The traceback as the REPL shows it, less the framework's own frames."""
+    shown = traceback.TracebackException.from_exception(exc)
+    seen: set[int] = set()
+    todo = [shown]
+    while todo:
+        te = todo.pop()
+        if id(te) in seen:
+            continue
+        seen.add(id(te))
+        te.stack = traceback.StackSummary.from_list(
+            [f for f in te.stack if not f.filename.startswith(_FRAMEWORK)]
+        )
+        todo.extend(t for t in (te.__cause__, te.__context__) if t is not None)
+    return "".join(shown.format())
 
 
 async def serve(path: Path, cookie: str) -> ControlServer:
@@ -345,6 +747,87 @@ def call(path: Path, cookie: str, command: str, args: dict[str, Any] | None = No
     if not response.ok:
         raise ControlError(response.error or "the node refused the request")
     return response.result
+
+
+class Session:
+    """The client's end of a remote shell: `evaluate` code in the node, `complete` names.
+
+    Ctrl-C (KeyboardInterrupt) while an evaluation runs asks the node to kill it, and
+    waits for the answer; a second one gives up on the session."""
+
+    def __init__(self, path: Path, cookie: str) -> None:
+        if not path.exists():
+            raise ControlError(f"no node is running there: no control socket at {path}")
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.buffer = bytearray()
+        try:
+            self.sock.settimeout(COMMAND_TIMEOUT + 5)
+            self.sock.connect(str(path))
+            self._send(Request(cookie=cookie, command="remote"))
+            hello = self._receive()
+            self.sock.settimeout(None)  # an evaluation takes as long as it takes
+        except BaseException:
+            self.sock.close()
+            raise
+        self.node: str = hello["node"]
+        self.pid: str = hello["pid"]
+        self.imported: list[str] = hello["imported"]
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def evaluate(self, source: str, timeout: float | None = None) -> Evaluated:
+        self._send(Eval(source, timeout))
+        try:
+            result = self._receive()
+        except KeyboardInterrupt:
+            self._send(Interrupt())
+            try:
+                result = self._receive()  # the evaluation's answer: interrupted, or done
+            except KeyboardInterrupt:  # its answer would come as the next one's: give up
+                self.close()
+                raise ControlError(
+                    "interrupted again before the node answered: the session is closed "
+                    "(the node keeps running)"
+                ) from None
+        return msgspec.convert(result, Evaluated)
+
+    def complete(self, text: str) -> list[str]:
+        self._send(Complete(text))
+        matches: list[str] = self._receive()
+        return matches
+
+    def _send(self, message: msgspec.Struct) -> None:
+        try:
+            self.sock.sendall(_frame(_encoder.encode(message)))
+        except OSError as exc:
+            raise ControlError(f"cannot talk to the node at {self.path}: {exc}") from None
+
+    def _receive(self) -> Any:
+        """The next answer's result (what was read before a Ctrl-C stays buffered)."""
+        try:
+            while len(self.buffer) < 4 or len(self.buffer) < 4 + int.from_bytes(
+                self.buffer[:4], "big"
+            ):
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    raise ConnectionError("the node closed the connection")
+                self.buffer += chunk
+        except OSError as exc:
+            raise ControlError(f"cannot talk to the node at {self.path}: {exc}") from None
+        size = 4 + int.from_bytes(self.buffer[:4], "big")
+        response = _response_decoder.decode(bytes(self.buffer[4:size]))
+        del self.buffer[:size]
+        if not response.ok:
+            raise ControlError(response.error or "the node refused the request")
+        return response.result
 
 
 def _read(sock: socket.socket, size: int) -> bytes:

@@ -1,9 +1,11 @@
 """The `otp` command: run a node in the foreground, and look into or stop a running one.
 
     otp run SPEC [--name N] [--cookie C] [--config F] [--set app.key=value] [--run-dir D]
-            [--reload]
+            [--reload] [--log-level LEVEL]
     otp run --release [VSN] [--build-dir B] ...   (a release's snapshot: the permanent one)
     otp status | tree [--json] | stop        [--name N] [--run-dir D] [--cookie C]
+    otp remote                               [--name N] [--run-dir D] [--cookie C]
+    otp eval CODE [--timeout S]              [--name N] [--run-dir D] [--cookie C]
     otp release build SPEC [--build-dir B]
     otp release check VSN | upgrade VSN [--window S] [--max-crash-ratio R]
               | rollback | permanent | list  [--name N] [--run-dir D] [--cookie C]
@@ -15,12 +17,19 @@ is read from `<run-dir>/<name>.cookie` (owner-only) unless given. A running node
 exclusive lock on `<run-dir>/<name>.lock` for its whole life (the OS drops it when the
 process dies, however it dies): one node per name, and only the holder touches the
 socket and cookie files.
+
+`remote` is a Python shell inside the node (top-level await, like `python -m asyncio`),
+and `eval` runs CODE there and prints the value's repr: both run any code as the node's
+owner, so the socket's rules (owner-only, the cookie) are what keeps others out.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import asyncio
+import code as stdlib_code
+import contextlib
 import fcntl
 import importlib
 import logging
@@ -30,6 +39,7 @@ import signal
 import stat
 import sys
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +47,7 @@ from typing import Any
 import msgspec
 
 from . import _config, _control, _node, application, code, release
+from ._app import Application
 from ._mailbox import receive
 from ._runner import run
 from ._spawn import spawn
@@ -46,6 +57,8 @@ from .errors import ExitError, OTPError
 __all__ = ["main"]
 
 _logger = logging.getLogger("otp.node")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+HISTORY_FILE = ".otp_remote_history"  # in the home directory: what `otp remote` was given
 
 
 def default_run_dir() -> Path:
@@ -94,7 +107,30 @@ def _parser() -> argparse.ArgumentParser:
         "--set", action="append", default=[], metavar="APP.KEY=VALUE", help="one env value"
     )
     run_p.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
+    run_p.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        default="INFO",
+        metavar="LEVEL",
+        help=f"log reports from LEVEL up: {', '.join(LOG_LEVELS)} (default: INFO)",
+    )
     run_p.set_defaults(handler=_run)
+
+    remote_p = commands.add_parser(
+        "remote", help="a Python shell inside the running node (top-level await)"
+    )
+    common(remote_p)
+    remote_p.set_defaults(handler=_remote)
+    eval_p = commands.add_parser(
+        "eval", help="run CODE in the running node and print the value's repr"
+    )
+    eval_p.add_argument("code", help="Python statements; the value of a last expression is shown")
+    common(eval_p)
+    eval_p.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds, then it is killed (default 30)"
+    )
+    eval_p.set_defaults(handler=_eval)
 
     for name, handler, text in (
         ("status", _status, "the node, its applications and processes"),
@@ -181,7 +217,7 @@ def _hold_name(name: str, path: Path) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(
-        level=logging.INFO,
+        level=args.log_level,
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
@@ -194,8 +230,10 @@ def _run(args: argparse.Namespace) -> int:
         _config.load_file(path, settings)
     for option in args.set:
         _config.parse_set(option, settings)
-    if args.spec is not None and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())  # SPEC names a module of the current project
+    if args.spec is not None:
+        if os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())  # SPEC names a module of the current project
+        _check_spec(args.spec)
     socket_path, cookie_path = _paths(args)
     _own_run_dir(socket_path.parent)
     lock = _hold_name(args.name, socket_path.with_name(f"{socket_path.stem}.lock"))
@@ -223,6 +261,59 @@ def _run(args: argparse.Namespace) -> int:
         os.close(lock)  # only now: the files above are gone
     _logger.info("node stopped")
     return 0
+
+
+class _SpecError(ValueError):
+    """SPEC names no application; the message says why, in one line."""
+
+
+def _check_spec(spec: str) -> None:
+    """Import SPEC's module and look its attribute up before the node starts, so that a
+    mistake is one line that names it (the node would report it as a crash)."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr or not module_name.replace(".", "").isidentifier():
+        raise _SpecError(
+            f"SPEC is package.module:attr, an otp.Application and the module that holds it "
+            f"(for example kv.app:app); got {spec!r}"
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if module_name != missing and not module_name.startswith(f"{missing}."):
+            _print_import_error(exc)  # a module that the application's code imports
+            raise _SpecError(f"importing {module_name} failed: {exc}") from None
+        if "." not in missing:
+            raise _SpecError(
+                f"no module named {missing!r} in {os.getcwd()}: otp run imports SPEC "
+                f"relative to the current directory; run it where {missing}/ or "
+                f"{missing}.py is"
+            ) from None
+        raise _SpecError(f"no module named {missing!r} (for {spec})") from None
+    except Exception as exc:  # the module's own code failed: its traceback helps
+        _print_import_error(exc)
+        raise _SpecError(f"importing {module_name} failed: {exc!r}") from None
+    found = [n for n, v in vars(module).items() if isinstance(v, Application)]
+    hint = (
+        "; it defines no otp.Application"
+        if not found
+        else f"; its otp.Application: {', '.join(f'{module_name}:{n}' for n in found)}"
+    )
+    if not hasattr(module, attr):
+        raise _SpecError(f"module {module_name} has no attribute {attr!r}{hint}")
+    value = getattr(module, attr)
+    if not isinstance(value, Application):
+        kind = f"the class {value.__qualname__}" if isinstance(value, type) else f"{value!r:.60}"
+        raise _SpecError(f"{module_name}.{attr} is {kind}, not an otp.Application{hint}")
+
+
+def _print_import_error(exc: BaseException) -> None:
+    """The traceback of a module that failed as it was imported, from its own frames on."""
+    shown = traceback.TracebackException.from_exception(exc)
+    shown.stack = traceback.StackSummary.from_list(
+        [f for f in shown.stack if "importlib" not in f.filename and f.filename != __file__]
+    )
+    sys.stderr.write("".join(shown.format()))
 
 
 def _write_cookie(path: Path, cookie: str) -> None:
@@ -270,6 +361,7 @@ async def _node_main(
     server = await _control.serve(socket_path, cookie)
     try:
         started = await boot.start()
+        _config.warn_unclaimed(settings, [] if node.apps is None else node.apps.loaded)
         if boot.reload:
             code.watch([Path.cwd() if boot.spec is not None else node.release.lib])
         _logger.info(
@@ -296,6 +388,11 @@ def _reload_changed() -> None:
 
 
 def _request(args: argparse.Namespace, command: str, request: dict[str, Any] | None = None) -> Any:
+    return _control.call(*_reach(args), command, request)
+
+
+def _reach(args: argparse.Namespace) -> tuple[Path, str]:
+    """The control socket of the node named in `args`, and its cookie."""
     socket_path, cookie_path = _paths(args)
     if not socket_path.exists():
         raise _control.ControlError(
@@ -309,7 +406,104 @@ def _request(args: argparse.Namespace, command: str, request: dict[str, Any] | N
             raise _control.ControlError(
                 f"no cookie: pass --cookie or set OTP_COOKIE (no readable {cookie_path})"
             ) from None
-    return _control.call(socket_path, cookie, command, request)
+    return socket_path, cookie
+
+
+# -- otp eval, otp remote ------------------------------------------------------------------
+
+
+def _eval(args: argparse.Namespace) -> int:
+    with _control.Session(*_reach(args)) as session:
+        result = session.evaluate(args.code, timeout=args.timeout)
+    sys.stdout.write(result.output)
+    if result.error is not None:
+        sys.stdout.flush()
+        sys.stderr.write(result.error)
+        return 1
+    if result.value is not None:
+        print(result.value)
+    return 0
+
+
+def _remote(args: argparse.Namespace) -> int:
+    with _control.Session(*_reach(args)) as session:
+        console = _RemoteConsole(session)
+        imported = ", ".join(line.rpartition("import ")[2] for line in session.imported)
+        try:
+            console.interact(
+                banner=(
+                    f"otp remote shell on node {session.node} (session process {session.pid})\n"
+                    f"Top-level await works; imported: {imported}.\n"
+                    f"Ctrl-C interrupts an evaluation; exit() or Ctrl-D leaves, and the node "
+                    f"keeps running."
+                ),
+                exitmsg=f"left node {session.node}; it is still running",
+            )
+        finally:
+            console.save_history()
+    return 0
+
+
+class _RemoteConsole(stdlib_code.InteractiveConsole):
+    """The stdlib console, with each complete input run in the node instead of here."""
+
+    def __init__(self, session: _control.Session) -> None:
+        super().__init__(filename="<remote>")
+        self.compile.compiler.flags |= ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+        self.session = session
+        self.leaving = False
+        self.matches: list[str] = []
+        sys.ps1 = f"({session.node})>>> "
+        sys.ps2 = f"({session.node})... "
+        self.history = Path.home() / HISTORY_FILE
+        try:
+            import readline
+        except ImportError:  # no line editing on this platform: plain input() still works
+            self.readline = None
+            return
+        self.readline = readline
+        with contextlib.suppress(OSError):  # none yet, or unreadable: start afresh
+            readline.read_history_file(self.history)
+        readline.set_history_length(1000)
+        readline.set_completer(self._complete)
+        if "libedit" in (readline.__doc__ or ""):
+            readline.parse_and_bind("bind ^I rl_complete")
+        else:
+            readline.parse_and_bind("tab: complete")
+
+    def save_history(self) -> None:
+        if self.readline is not None:
+            with contextlib.suppress(OSError):
+                self.readline.write_history_file(self.history)
+
+    def _complete(self, text: str, state: int) -> str | None:
+        """Tab: the node's names; at the start of a line, indentation (as the REPL does)."""
+        if not text.strip():
+            return "\t" if state == 0 else None
+        if state == 0:
+            self.matches = self.session.complete(text)
+        return self.matches[state] if state < len(self.matches) else None
+
+    def raw_input(self, prompt: str = "") -> str:
+        if self.leaving:
+            raise EOFError
+        return input(prompt)
+
+    def runsource(self, source: str, filename: str = "<input>", symbol: str = "single") -> bool:
+        try:
+            if self.compile(source, filename, symbol) is None:
+                return True  # more input needed
+        except (OverflowError, SyntaxError, ValueError):
+            pass  # complete and wrong: the node's compiler says how
+        result = self.session.evaluate(source)
+        sys.stdout.write(result.output)
+        if result.value is not None:
+            print(result.value)
+        if result.error is not None:
+            sys.stdout.flush()
+            sys.stderr.write(result.error)
+        self.leaving = result.leave
+        return False
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -344,7 +538,7 @@ def _tree(args: argparse.Namespace) -> int:
 def _print_tree(entry: dict[str, Any], prefix: str, last: bool) -> None:
     branch = "└─ " if last else "├─ "
     parts = [str(entry["id"]) if entry.get("id") is not None else ""]
-    if entry.get("behaviour"):
+    if entry.get("behaviour") and entry["behaviour"] != parts[0]:
         parts.append(entry["behaviour"])
     parts.append(str(entry["pid"]))
     if entry.get("name"):

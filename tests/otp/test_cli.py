@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import signal
 import socket
 import subprocess
@@ -221,23 +222,126 @@ def test_bad_configuration_is_refused_by_name(
     assert message in "".join(node.lines)
 
 
-def test_a_config_file_that_is_not_toml_is_refused(tmp_path: Path) -> None:
+def test_a_config_file_that_is_not_toml_is_refused_in_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "sys.toml"
     bad.write_text("[chat\nport = ")
     node = Node(tmp_path / "run", "--config", str(bad))
-    assert node.finish() != 0
-    assert f"{bad}: not valid TOML" in "".join(node.lines)
+    assert node.finish() == 1
+    assert node.lines == [
+        f"otp: error: {bad}: not valid TOML: Expected ']' at the end of a table declaration "
+        "(at line 1, column 6)\n"
+    ]
 
 
-def test_an_unknown_application_is_refused(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "otp.cli", "run", "tests.nowhere:app", "--run-dir", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
+def test_a_missing_config_file_is_refused_in_one_line(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.toml"
+    node = Node(tmp_path / "run", "--config", str(missing))
+    assert node.finish() == 1
+    assert node.lines == [
+        f"otp: error: {missing}: cannot read the config file: No such file or directory\n"
+    ]
+
+
+KV_APP = """
+import otp
+from behaviours import Supervisor
+
+class KvSup(Supervisor):
+    def init(self, arg):
+        return Supervisor.flags(), []
+
+def helper():
+    pass
+
+app = otp.Application(name="kv", start=KvSup.start_link)
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A project directory with an application, kv.app:app."""
+    root = tmp_path / "project"
+    (root / "kv").mkdir(parents=True)
+    (root / "kv" / "__init__.py").write_text("")
+    (root / "kv" / "app.py").write_text(KV_APP)
+    return root
+
+
+@pytest.mark.parametrize(
+    ("spec", "where", "message"),
+    [
+        (
+            "kv.app:app",
+            "elsewhere",
+            "no module named 'kv' in {cwd}: otp run imports SPEC relative to the current "
+            "directory; run it where kv/ or kv.py is",
+        ),
+        ("kv.nope:app", "project", "no module named 'kv.nope' (for kv.nope:app)"),
+        (
+            "kv.app:ap",
+            "project",
+            "module kv.app has no attribute 'ap'; its otp.Application: kv.app:app",
+        ),
+        (
+            "kv.app:KvSup",
+            "project",
+            "kv.app.KvSup is the class KvSup, not an otp.Application; "
+            "its otp.Application: kv.app:app",
+        ),
+        (
+            "kv.app",
+            "project",
+            "SPEC is package.module:attr, an otp.Application and the module that holds it "
+            "(for example kv.app:app); got 'kv.app'",
+        ),
+    ],
+)
+def test_a_spec_that_names_no_application_is_refused_in_one_line(
+    tmp_path: Path, project: Path, spec: str, where: str, message: str
+) -> None:
+    cwd = project if where == "project" else tmp_path
+    refused = Node(tmp_path / "run", spec=spec, cwd=cwd)
+    assert refused.finish() == 1
+    assert refused.lines == [f"otp: error: {message.format(cwd=cwd)}\n"]
+
+
+def test_a_module_that_fails_as_it_is_imported_shows_its_own_traceback(
+    tmp_path: Path, project: Path
+) -> None:
+    (project / "kv" / "app.py").write_text("import otp\n\nraise RuntimeError('no config')\n")
+    refused = Node(tmp_path / "run", spec="kv.app:app", cwd=project)
+    assert refused.finish() == 1
+    assert refused.lines[0] == "Traceback (most recent call last):\n"
+    assert refused.lines[1].startswith(f'  File "{project / "kv" / "app.py"}", line 3')
+    assert refused.lines[-2:] == [
+        "RuntimeError: no config\n",
+        "otp: error: importing kv.app failed: RuntimeError('no config')\n",
+    ]
+    assert not any("importlib" in line or "otp/cli.py" in line for line in refused.lines)
+
+
+def test_log_level_hides_the_reports_below_it(tmp_path: Path) -> None:
+    quiet = Node(tmp_path / "run", "--log-level", "warning")
+    try:
+        deadline = time.monotonic() + 20
+        while quiet.otp("status").returncode != 0:  # no log line to wait for: the socket
+            assert time.monotonic() < deadline and quiet.proc.poll() is None, quiet.lines
+        assert quiet.otp("stop").returncode == 0
+        assert quiet.finish() == 0
+        assert quiet.lines == []  # not even "application store started" (INFO)
+    finally:
+        if quiet.proc.poll() is None:
+            quiet.proc.kill()
+            quiet.proc.wait()
+
+
+def test_an_unknown_log_level_is_refused_with_the_levels(tmp_path: Path) -> None:
+    refused = Node(tmp_path / "run", "--log-level", "loud")
+    assert refused.finish() == 2
+    assert refused.lines[-1] == (
+        "otp run: error: argument --log-level: invalid choice: 'LOUD' "
+        "(choose from 'DEBUG', 'INFO', 'WARNING', 'ERROR', 'CRITICAL')\n"
     )
-    assert proc.returncode == 1 and "cannot import 'tests.nowhere'" in proc.stderr
 
 
 def test_the_console_script_is_installed() -> None:
@@ -384,6 +488,24 @@ def started(tmp_path: Path, spec: str, *extra: str) -> Node:
     return node
 
 
+def test_tree_names_a_class_once_and_tells_dynamic_children_apart(tmp_path: Path) -> None:
+    node = started(tmp_path, "tests.otp.cli_samples:pool")
+    try:
+        result = node.otp("tree")
+        assert result.returncode == 0, result.stderr
+        assert re.sub(r"<0\.\d+\.0>", "<pid>", result.stdout).splitlines() == [
+            "pool",
+            "└─ Pool <pid>  mailbox=0 restarts=0",
+            "   ├─ Worker <pid>  mailbox=0 restarts=0",  # its id is its class: said once
+            "   └─ pool DynamicSupervisor <pid> 'pool'  mailbox=0 restarts=0",
+            "      ├─ Worker <pid> 'w1'  mailbox=0 restarts=0",
+            "      └─ Worker <pid>  mailbox=0 restarts=0",
+        ]
+    finally:
+        node.otp("stop")
+        node.finish()
+
+
 def test_tree_shows_an_id_msgpack_cannot_carry_as_text(tmp_path: Path) -> None:
     node = started(tmp_path, "tests.otp.sample_apps:odd_ids")
     try:
@@ -423,3 +545,16 @@ def test_a_bad_node_name_is_refused_without_a_traceback(tmp_path: Path, name: st
     assert refused.finish() == 1
     text = "".join(refused.lines)
     assert "Traceback" not in text and "a node name is" in text
+
+
+def test_settings_for_an_application_that_is_not_loaded_are_warned_about(tmp_path: Path) -> None:
+    node = Node(tmp_path / "run", "--set", "chta.port=1")
+    try:
+        line = node.wait_for("no application 'chta' is loaded")
+        assert line.rstrip().endswith(
+            "WARNING otp.application: --set chta.port=1: [chta]: no application 'chta' is "
+            "loaded, so nothing reads these settings (did you mean 'chat'?)"
+        )
+    finally:
+        assert node.otp("stop").returncode == 0
+        assert node.finish() == 0
