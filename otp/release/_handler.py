@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any, Final
 
 from .. import _call, _config, _node, application
-from .._app import Application
 from .._mailbox import receive, send
 from .._process import current
 from .._registry import register
@@ -485,7 +484,7 @@ async def _take_specs(new: Manifest) -> None:
     whose env changed (`config_change(changed, new, removed)`)."""
     release = _release_at(new, None)
     apps = _node.get().apps
-    for spec in _all_applications(release):
+    for spec in release.all_applications().values():
         if apps is None or spec.name not in apps.loaded:
             application.load(spec)
             continue
@@ -501,21 +500,6 @@ async def _take_specs(new: Manifest) -> None:
                 await result
         except Exception:
             _logger.exception("application %s: config_change failed", spec.name)
-
-
-def _all_applications(release: Release) -> list[Application]:
-    found: dict[str, Application] = {}
-
-    def collect(app: Application) -> None:
-        if app.name not in found:
-            found[app.name] = app
-            for dep in app.applications:
-                if isinstance(dep, Application):
-                    collect(dep)
-
-    for app in release.applications:
-        collect(app)
-    return list(found.values())
 
 
 # -- the watch window ----------------------------------------------------------------------

@@ -249,18 +249,7 @@ def build(spec: str, release: Release, root: Path, build_dir: Path) -> Manifest:
 
 def _applications(release: Release) -> list[AppEntry]:
     """The release's applications and those they name, each after its dependencies."""
-    known: dict[str, Application] = {}
-
-    def collect(app: Application) -> None:
-        if app.name in known:
-            return
-        known[app.name] = app
-        for dep in app.applications:
-            if isinstance(dep, Application):
-                collect(dep)
-
-    for app in release.applications:
-        collect(app)
+    known = release.all_applications()
     order: list[str] = []
 
     def visit(name: str, path: tuple[str, ...]) -> None:

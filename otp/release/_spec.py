@@ -59,6 +59,21 @@ class Release:
                 f"Got: {list(self.applications)!r}",
             )
 
+    def all_applications(self) -> dict[str, Application]:
+        """Its applications and those they name as objects, by name."""
+        found: dict[str, Application] = {}
+
+        def collect(app: Application) -> None:
+            if app.name not in found:
+                found[app.name] = app
+                for dep in app.applications:
+                    if isinstance(dep, Application):
+                        collect(dep)
+
+        for app in self.applications:
+            collect(app)
+        return found
+
 
 @dataclass(frozen=True, slots=True)
 class Update:
