@@ -101,11 +101,13 @@ async def test_a_blocking_callback_is_reported_with_its_process(
 
 
 async def test_the_warning_says_what_to_do(node: object, forward: list[Forward]) -> None:
-    handler = watch(forward, "Sleeper.handle_call")
     records: list[logging.LogRecord] = []
     keep = logging.Handler()
     keep.emit = records.append  # type: ignore[method-assign, assignment]
+    # before the Forward handler: the watchdog's thread runs the handlers in order, and the
+    # loop goes on as soon as Forward has seen the record
     logging.getLogger("otp.watchdog").addHandler(keep)
+    handler = watch(forward, "Sleeper.handle_call")
     try:
         pid = await Sleeper.start(None)
         await GenServer.call(pid, handler.seen)
