@@ -561,7 +561,14 @@ def _release_build(args: argparse.Namespace) -> int:
     module_name, _, attr = args.spec.partition(":")
     if not attr:
         raise ValueError(f"a release is given as package.module:attr\nGot: {args.spec!r}")
-    spec = getattr(importlib.import_module(module_name), attr, None)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as missing:
+        raise ValueError(
+            f"no module named {missing.name!r} in {Path.cwd()}: otp release build imports "
+            "SPEC relative to the current directory"
+        ) from None
+    spec = getattr(module, attr, None)
     if not isinstance(spec, release.Release):
         raise ValueError(f"{args.spec} is not an otp.Release\nGot: {spec!r}")
     manifest = release.build(args.spec, spec, Path.cwd(), args.build_dir)
@@ -586,9 +593,10 @@ def _release_command(args: argparse.Namespace) -> int:
     elif step == "check":
         _print_plan(result)
     elif step == "upgrade":
+        then = "now permanent" if args.window == 0 else f"permanent after {args.window:g} s"
         print(
-            f"release {result['release']} upgraded from {result['from']} to {result['to']} "
-            f"({result['processes']} processes); permanent after the watch window"
+            f"release {result['release']} installed: {result['from']} -> {result['to']} "
+            f"({result['processes']} processes switched); {then} unless it rolls back"
         )
     else:
         print(f"release {result} {'running' if step == 'rollback' else 'permanent'}")

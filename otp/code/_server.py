@@ -118,10 +118,9 @@ class CodeTable:
         if self._job is job:
             self.busy, self._job = None, None
 
-    def commit(self, old: ModuleType, new: ModuleType) -> dict[Any, Any]:
-        """Map `old`'s classes and functions to `new`'s (and what mapped to them); returns
-        what to put back to undo it."""
-        undo: dict[Any, Any] = {}
+    def commit(self, old: ModuleType, new: ModuleType) -> None:
+        """`new` replaces `old`: map `old`'s classes and functions (and what mapped to them)
+        to `new`'s, and let code that imported `old` read `new` through it."""
         mapping: dict[Any, Any] = {}
         for attr, value in vars(old).items():
             if isinstance(value, type | FunctionType) and value.__module__ == old.__name__:
@@ -130,22 +129,11 @@ class CodeTable:
                     mapping[value] = replacement
         for key, value in list(self.replaced.items()):
             if value in mapping:
-                undo[key] = value
                 self.replaced[key] = mapping[value]
-        for key, value in mapping.items():
-            undo[key] = self.replaced.get(key, _ABSENT)
-            self.replaced[key] = value
-        return undo
-
-    def undo(self, undo: dict[Any, Any]) -> None:
-        for key, value in undo.items():
-            if value is _ABSENT:
-                self.replaced.pop(key, None)
-            else:
-                self.replaced[key] = value
-
-
-_ABSENT: Final[Any] = object()
+        self.replaced.update(mapping)
+        # code that imported the module (`import m`, then `m.f()`) holds the old object: it
+        # reads the new code through it from now on, as a fully-qualified call in Erlang
+        vars(old).update(vars(new))
 
 
 def table(node: _node.Node) -> CodeTable:
@@ -273,9 +261,10 @@ async def perform(
         if failure is not None:
             for done in reversed(loaded):
                 _modules.put(done.change.module, done.old)
-            for pid in silent:  # busy or hung: undone once it gets to these
+            for pid in silent:  # busy or hung: undone once it gets to these, or killed
                 _tell(pid, "revert_code")
-                _tell(pid, "resume")
+                reaper = spawn(_reap, pid, timeout)
+                _node.get().system.add(reaper.id)
             await _each(module_of, changed, "revert_code", timeout)
             await _each(module_of, changed, "resume", timeout)
             _purge_new(loaded, requests)
@@ -470,6 +459,27 @@ async def _each(
             reason = value[1] if type(value) is tuple and len(value) == 2 else value
             failure = UpgradeError(module_of[pid].change.module, reason, pid)
     return ok, failure, []
+
+
+async def _reap(pid: Pid, timeout: float) -> None:
+    """A process that did not answer an undone upgrade in time gets as long again to take
+    back its old code; one still stuck (a code_change that never returns) is killed, for its
+    supervisor to start it again on the old code, rather than left suspended for ever."""
+    resumed = _call.send_request(pid, SYSTEM, "resume")
+    try:
+        await _call.wait_response(resumed, timeout)
+    except CallError:  # it ended meanwhile
+        return
+    except TimeoutError:
+        _call.abandon(resumed)
+        proc = pid._proc
+        if proc is not None:
+            _logger.error(
+                "%r is still in its code_change %s s after its upgrade was undone: killed",
+                pid,
+                timeout,
+            )
+            kill(proc, KILLED)
 
 
 def _tell(pid: Pid, request: Any) -> None:

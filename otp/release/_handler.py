@@ -289,7 +289,7 @@ def _plan(table: ReleaseTable, vsn: str) -> tuple[Plan, Manifest]:
         raise ReleaseError(
             ("other_release", new.name), f"{vsn} is a release of {new.name!r}, not of ours"
         )
-    downgrade = new.built_at < table.manifest.built_at  # an older release: a downgrade
+    downgrade = _is_downgrade(table.manifest, new)
     _check_config(new)
     appups = {
         app.name: {
@@ -300,6 +300,12 @@ def _plan(table: ReleaseTable, vsn: str) -> tuple[Plan, Manifest]:
     lib = release_dir(table.build_dir, vsn) / "lib"
     plan = derive(table.manifest, new, lib, set(sys.modules), appups, downgrade=downgrade)
     return plan, new
+
+
+def _is_downgrade(running: Manifest, to: Manifest) -> bool:
+    """Going to a release built before the running one is a downgrade (rolling back from
+    an older release to a newer permanent one is an upgrade)."""
+    return to.built_at < running.built_at
 
 
 def _check_config(new: Manifest) -> None:
@@ -417,6 +423,15 @@ async def _switch(
         for name in plan.start_apps:
             await application.ensure_all_started(name, "permanent")
     except Exception as exc:
+        if _node.get().halted.done():  # a permanent application did not start: the node stops
+            permanent = table.releases.with_status("permanent")
+            table.releases.set(new.vsn, "unpacked", f"did not start: {exc!r}")
+            table.save()
+            raise ReleaseError(
+                ("start_failed", repr(exc)),
+                f"release {new.vsn} failed after its code switch ({exc!r}): the node stops, "
+                f"and boots release {permanent.vsn if permanent else '?'} when started again",
+            ) from exc
         broken = ReleaseError(
             ("start_failed", repr(exc)),
             f"release {new.vsn} failed after its code switch, and was rolled back: {exc!r}",
@@ -425,7 +440,7 @@ async def _switch(
             _fail_over(table, new.vsn, broken)
             raise broken from exc
         old_lib = release_dir(table.build_dir, old.vsn) / "lib"
-        back = derive(new, old, old_lib, set(sys.modules), {}, downgrade=True)
+        back = derive(new, old, old_lib, set(sys.modules), {}, downgrade=_is_downgrade(new, old))
         try:
             await _switch(table, code, old, back, timeout)
         except ReleaseError as worse:
@@ -556,7 +571,9 @@ async def _roll_back(table: ReleaseTable, reason: Any, *, automatic: bool) -> st
     rolled = table.vsn
     old = read_manifest(table.build_dir, trial.from_vsn)  # (before anything changes)
     lib = release_dir(table.build_dir, old.vsn) / "lib"
-    plan = derive(table.manifest, old, lib, set(sys.modules), {}, downgrade=True)
+    plan = derive(
+        table.manifest, old, lib, set(sys.modules), {}, downgrade=_is_downgrade(table.manifest, old)
+    )
     while True:  # (an upgrade of one module may be on its way: it is short)
         try:
             code, job = _claim(table, "rollback")

@@ -36,6 +36,8 @@ __all__ = [
     "Releases",
     "build",
     "dependency_order",
+    "import_graph",
+    "importers",
     "read_manifest",
     "read_releases",
     "release_dir",
@@ -329,10 +331,14 @@ def _project_tops(root: Path, build_dir: Path) -> dict[str, Path]:
         top = name.split(".")[0]
         top_module = sys.modules.get(top)
         top_file = getattr(top_module, "__file__", None)
-        if not isinstance(top_file, str):
-            continue
-        top_path = Path(top_file).resolve()
-        tops[top] = top_path.parent if top_path.name == "__init__.py" else top_path
+        if isinstance(top_file, str):
+            top_path = Path(top_file).resolve()
+            tops[top] = top_path.parent if top_path.name == "__init__.py" else top_path
+        else:  # a namespace package (no __init__.py): the directory under root it spans
+            spans = [Path(d).resolve() for d in getattr(top_module, "__path__", ())]
+            inside = [d for d in spans if d.is_relative_to(root)]
+            if inside:
+                tops[top] = inside[0]
     return tops
 
 
@@ -348,31 +354,46 @@ def _python_files(lib: Path) -> dict[str, Path]:
     return found
 
 
-def dependency_order(names: Iterable[str], lib: Path, manifest: Manifest) -> list[str]:
-    """`names` ordered so that a module comes after the modules it imports (from the
-    source in `lib`); a cycle keeps name order among its members."""
-    wanted = sorted(set(names))
+def import_graph(lib: Path, manifest: Manifest) -> dict[str, set[str]]:
+    """Each module of the release -> the modules of the release it imports (read from the
+    source in `lib`)."""
     paths = {m.name: lib / m.path for m in manifest.modules}
-    imports: dict[str, set[str]] = {}
-    for name in wanted:
+    graph: dict[str, set[str]] = {}
+    for name, path in paths.items():
         deps: set[str] = set()
         try:
-            tree = ast.parse(paths[name].read_bytes())
-        except (KeyError, OSError, SyntaxError, ValueError):
+            tree = ast.parse(path.read_bytes())
+        except (OSError, SyntaxError, ValueError):
             tree = None
         for node in ast.walk(tree) if tree is not None else ():
             if isinstance(node, ast.Import):
                 deps.update(alias.name for alias in node.names)
             elif isinstance(node, ast.ImportFrom):
-                base = _absolute(
-                    name,
-                    node.module,
-                    node.level,
-                    name in paths and paths[name].name == "__init__.py",
-                )
+                base = _absolute(name, node.module, node.level, path.name == "__init__.py")
                 deps.add(base)
                 deps.update(f"{base}.{alias.name}" for alias in node.names)
-        imports[name] = {d for d in deps if d in wanted and d != name}
+        graph[name] = {d for d in deps if d in paths and d != name}
+    return graph
+
+
+def importers(changed: Iterable[str], graph: dict[str, set[str]]) -> set[str]:
+    """`changed` and every module that imports one of them, directly or not: a name it
+    bound with `from m import x` holds the old `x` until it is loaded again too."""
+    found = set(changed)
+    grew = True
+    while grew:
+        grew = False
+        for name, deps in graph.items():
+            if name not in found and deps & found:
+                found.add(name)
+                grew = True
+    return found
+
+
+def dependency_order(names: Iterable[str], graph: dict[str, set[str]]) -> list[str]:
+    """`names` ordered so that a module comes after the modules it imports; a cycle keeps
+    name order among its members."""
+    wanted = sorted(set(names))
     order: list[str] = []
     visiting: set[str] = set()
 
@@ -380,7 +401,7 @@ def dependency_order(names: Iterable[str], lib: Path, manifest: Manifest) -> lis
         if name in order or name in visiting:
             return
         visiting.add(name)
-        for dep in sorted(imports[name]):
+        for dep in sorted(graph.get(name, set()) & set(wanted)):
             visit(dep)
         visiting.discard(name)
         order.append(name)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._manifest import Manifest, dependency_order
+from ._manifest import Manifest, dependency_order, import_graph, importers
 from ._spec import Load, ReleaseError, RestartApplication, Update
 
 __all__ = ["EnvChange", "Plan", "derive"]
@@ -102,7 +102,10 @@ def derive(
                     steps[step.module] = step
                 else:
                     raise _bad_step(entry.name, step, "not an instruction")
-    for name in dependency_order(changed | set(steps), new_lib, new):
+    graph = import_graph(new_lib, new)
+    # a module that imports a changed one is loaded again too (its `from m import x` names)
+    changed = importers(changed, graph) & set(old_hashes)
+    for name in dependency_order(changed | set(steps), graph):
         step = steps.get(name, Update(name))
         if name not in loaded:
             continue  # not imported: the new code is what an import will find

@@ -4,6 +4,7 @@ supervisor, and a client that calls and casts it all the time and counts what we
     1.0.0  the store's state is a dict of values
     2.0.0  the state becomes {"data": ..., "puts": n} through code_change; env changes
     3.0.0  the store crashes on every call (an install to roll back)
+    4.0.0  2.0.0 with a new application that fails to start
 
 `write(root, vsn)` writes the version's sources over the project at `root`.
 """
@@ -157,14 +158,24 @@ app = otp.Application(
 """
 
 _ENV = {"1.0.0": '{"greeting": "hello"}', "2.0.0": '{"greeting": "hi", "size": 3}'}
-_ENV["3.0.0"] = _ENV["2.0.0"]
+_ENV["3.0.0"] = _ENV["4.0.0"] = _ENV["2.0.0"]
+_SERVER["4.0.0"] = _SERVER["2.0.0"].replace('vsn = "2"', 'vsn = "4"')
+
+_BROKEN = """
+
+async def fail(arg):
+    raise RuntimeError("the new application cannot start")
+
+
+broken = otp.Application(name="broken", vsn="1", start=fail)
+"""
 
 _REL = """
 import otp
 
-from kv.app import app
+from kv.app import {apps}
 
-release = otp.Release("kv", "{vsn}", applications=[app])
+release = otp.Release("kv", "{vsn}", applications=[{apps}])
 """
 
 
@@ -175,5 +186,8 @@ def write(root: Path, vsn: str) -> None:
     (package / "__init__.py").write_text("")
     (package / "server.py").write_text(_SERVER[vsn].lstrip())
     (package / "client.py").write_text(_CLIENT.lstrip())
-    (package / "app.py").write_text(_APP.lstrip().replace("{vsn}", vsn).replace("{env}", _ENV[vsn]))
-    (root / "rel.py").write_text(_REL.lstrip().replace("{vsn}", vsn))
+    broken = vsn == "4.0.0"  # with an application that fails to start
+    app = _APP.lstrip().replace("{vsn}", vsn).replace("{env}", _ENV[vsn])
+    (package / "app.py").write_text(app + (_BROKEN if broken else ""))
+    apps = "app, broken" if broken else "app"
+    (root / "rel.py").write_text(_REL.lstrip().replace("{vsn}", vsn).replace("{apps}", apps))

@@ -438,3 +438,43 @@ async def test_a_process_started_on_new_code_of_an_undone_upgrade_is_restarted_o
     assert await GenServer.call(held, "get") == ("v1", [1])
     otp.unlink(sup)
     await stop_all(held, sup)
+
+
+async def test_code_that_imported_an_upgraded_module_calls_its_new_code(
+    node: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`import helper` then `helper.f()` reads the new code, as a fully-qualified call in
+    Erlang; a name bound by `from helper import f` is a copy, and keeps the old one."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    helper, user = next(_names), next(_names)
+    (tmp_path / f"{helper}.py").write_text("def f():\n    return 'old'\n")
+    (tmp_path / f"{user}.py").write_text(f"import {helper}\n\ndef g():\n    return {helper}.f()\n")
+    using = importlib.import_module(user)
+    try:
+        assert using.g() == "old"
+        (tmp_path / f"{helper}.py").write_text("def f():\n    return 'new'\n")
+        await otp.code.upgrade(helper)
+        assert using.g() == "new"
+    finally:
+        for name in (helper, user):
+            sys.modules.pop(name, None)
+
+
+async def test_a_code_change_that_never_returns_is_killed_and_restarted_on_the_old_code(
+    node: object, mod: Module
+) -> None:
+    sup: Any = await Supervisor.start_link([mod.cls().child_spec([7], id="c")])
+    (child,) = await Supervisor.which_children(sup)
+    pid: Any = child.pid
+    mod.write(2)
+    me = otp.self()
+    ref = otp.monitor(pid)
+    with capture_reports("otp.code"), pytest.raises(otp.code.UpgradeError) as info:
+        await otp.code.upgrade(mod.name, ("wait", me), timeout=0.1)
+    assert info.value.reason == ("timeout", 0.1)
+    await assert_receive(otp.Down(ref, pid, otp.KILLED))  # its "go" never came
+    (again,) = await Supervisor.which_children(sup)
+    assert await GenServer.call(again.pid, "get") == ("v1", [7])
+    await assert_receive(("waiting", pid))
+    otp.unlink(sup)
+    await stop_all(sup)

@@ -87,7 +87,10 @@ def test_an_upgrade_under_load_loses_no_call_and_no_cast(project: Project) -> No
     assert "config_change: kv ['greeting', 'size']" in plan.stdout
     upgraded = node.otp("release", "upgrade", "2.0.0", "--window", "0")
     assert upgraded.returncode == 0, upgraded.stderr
-    assert "upgraded from 1.0.0 to 2.0.0" in upgraded.stdout
+    assert (
+        "release kv installed: 1.0.0 -> 2.0.0 (2 processes switched); now permanent"
+        in upgraded.stdout
+    )
     node.wait_for("kv store answers as version 2")
     node.wait_for("kv config_change changed={'greeting': 'hi'} new={'size': 3} removed=[]")
     assert releases(node) == {"1.0.0": ("old", ""), "2.0.0": ("permanent", "")}
@@ -153,6 +156,23 @@ def test_a_manual_rollback_goes_back_to_the_permanent_release(project: Project) 
     assert counts["disorder"] == 0
 
 
+def test_a_new_application_that_cannot_start_stops_the_node_onto_its_permanent_release(
+    project: Project,
+) -> None:
+    for vsn in ("1.0.0", "4.0.0"):
+        assert project.build(vsn).returncode == 0
+    node = project.start()
+    failed = node.otp("release", "upgrade", "4.0.0")
+    assert failed.returncode == 1
+    assert "the node stops, and boots release 1.0.0 when started again" in failed.stderr
+    assert node.finish() != 0  # a permanent application failed to start
+    again = project.start()
+    again.wait_for("kv store answers as version 1")
+    status, note = releases(again)["4.0.0"]
+    assert status == "unpacked" and "did not start" in note
+    project.stop(again)
+
+
 def test_bad_release_requests_are_refused_and_the_node_runs_on(project: Project) -> None:
     for vsn in ("1.0.0", "2.0.0"):
         assert project.build(vsn).returncode == 0
@@ -206,3 +226,14 @@ def test_a_missing_or_broken_release_is_refused_before_the_node_starts(project: 
     wrong = Node(project.run_dir, "--release", "9.9", name="kv", spec=None, cwd=project.root)
     assert wrong.finish() == 1
     assert "no release '9.9'" in "".join(wrong.lines) and "Traceback" not in "".join(wrong.lines)
+
+
+def test_build_errors_are_one_line_and_namespace_packages_are_built(project: Project) -> None:
+    missing = project.cli("release", "build", "nowhere:release")
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    assert missing.stderr.startswith("otp: error: no module named 'nowhere' in ")
+    release_project.write(project.root, "1.0.0")
+    (project.root / "kv" / "__init__.py").unlink()  # kv is a namespace package now
+    assert project.cli("release", "build", "rel:release").returncode == 0
+    manifest = json.loads((project.root / "_build/releases/1.0.0/manifest.json").read_text())
+    assert {"kv.server", "kv.app", "kv.client", "rel"} <= {m["name"] for m in manifest["modules"]}

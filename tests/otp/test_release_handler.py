@@ -234,9 +234,12 @@ async def test_an_appup_can_load_code_alone_and_restart_an_application(
         f"otp.release.restart_application({project.name!r})]}}",
     )
     await otp.release.boot(project.build_dir)
-    before = otp.whereis(project.name)
+    before: Any = otp.whereis(project.name)
+    running = otp.process_info(before)
     await otp.release.install("2", window=0)
-    assert (await project.call())[0] == "1"  # loaded alone: the process kept its class
+    after = otp.process_info(before)  # loaded alone: the process kept its class and state
+    assert running is not None and after is not None and after.behaviour is running.behaviour
+    assert (await project.call())[1] == {"version": "1", "changes": []}
     assert sys.modules[module].VERSION == "2"
     await otp.release.install("3", window=0)
     assert (await project.call()) == ("3", {"version": "3", "changes": []})  # restarted
@@ -435,4 +438,35 @@ async def test_an_install_applies_the_supervisors_new_child_specs(
     added = otp.whereis(f"{project.name}_added")
     assert added is not None and otp.whereis(f"{project.name}_kept") == kept
     assert (await GenServer.call(added, "get"))[0] == "2"
+    await stop_apps()
+
+
+async def test_a_module_that_imports_a_changed_one_is_loaded_again(
+    node: object, project: Project
+) -> None:
+    """`from .tag import TAG` binds the old value: an install reloads the importer too."""
+    reader = "from .tag import TAG\n\n\ndef read():\n    return TAG\n"
+    project.build("1", files={"tag.py": "TAG = 'one'\n", "reader.py": reader})
+    project.build("2", files={"tag.py": "TAG = 'two'\n", "reader.py": reader})
+    await otp.release.boot(project.build_dir)
+    importlib.import_module(f"{project.name}.reader")
+    plan = await otp.release.check("2")
+    assert f"{project.name}.reader" in plan["update"]
+    assert plan["update"].index(f"{project.name}.tag") < plan["update"].index(
+        f"{project.name}.reader"
+    )
+    await otp.release.install("2", window=0)
+    assert sys.modules[f"{project.name}.reader"].read() == "two"
+    await stop_apps()
+
+
+async def test_rolling_back_a_downgrade_is_an_upgrade(node: object, project: Project) -> None:
+    project.build("1")
+    project.build("2")
+    await otp.release.boot(project.build_dir, "2")
+    await otp.release.make_permanent()
+    await otp.release.install("1", window=600)  # a downgrade, on trial
+    assert await otp.release.rollback() == "2"
+    version, state = await project.call()
+    assert version == "2" and state["changes"][-2:] == [(("down", "1"), None), ("1", None)]
     await stop_apps()
