@@ -399,7 +399,13 @@ class _Machine:
             result = function(event_type, content, self.data)
         else:
             result = self.callbacks.handle_event(event_type, content, self.state, self.data)
-        if type(result) is CoroutineType:  # an async def callback
+        kind = type(result)
+        same = kind is KeepState or (kind is NextState and result._state == self.state)
+        if same and not result._actions:  # the commonest results, handled here
+            if result._data is not KEEP:
+                self.data = result._data
+            return None
+        if kind is CoroutineType:  # an async def callback
             return self.finish(result, event_type, content)
         old = self.apply(result, event_type, content, False)
         return None if old is _NO_ENTER else self.enter(old)
