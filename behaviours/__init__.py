@@ -18,6 +18,7 @@ from ._supervision import ChildCounts as ChildCounts
 from ._supervision import ChildInfo as ChildInfo
 from ._supervision import SupervisorError as SupervisorError
 from ._supervision import SupervisorReport as SupervisorReport
+from .agent import Agent as Agent
 from .dynamic_supervisor import DynamicSupervisor as DynamicSupervisor
 from .gen_server import CallbackNameWarning as CallbackNameWarning
 from .gen_server import GenServer as GenServer
@@ -31,6 +32,7 @@ from .supervisor import Supervisor as Supervisor
 from .supervisor import SupFlags as SupFlags
 
 __all__ = [
+    "Agent",
     "BadReturn",
     "CallbackNameWarning",
     "ChildCounts",
