@@ -30,6 +30,8 @@ from .gen_statem import GenStatem as GenStatem
 from .supervisor import Strategy as Strategy
 from .supervisor import Supervisor as Supervisor
 from .supervisor import SupFlags as SupFlags
+from .task import Task as Task
+from .task import TaskSupervisor as TaskSupervisor
 
 __all__ = [
     "Agent",
@@ -54,6 +56,8 @@ __all__ = [
     "Supervisor",
     "SupervisorError",
     "SupervisorReport",
+    "Task",
+    "TaskSupervisor",
     "Timeout",
     "UnexpectedMessage",
 ]
