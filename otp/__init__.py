@@ -19,6 +19,7 @@ from __future__ import annotations
 from . import application as application
 from . import bridge as bridge
 from . import code as code
+from . import pg as pg
 from . import release as release
 from . import reports as reports
 from . import sys as sys
@@ -109,6 +110,7 @@ __all__ = [
     "link",
     "make_ref",
     "monitor",
+    "pg",
     "process_flag",
     "process_info",
     "processes",
