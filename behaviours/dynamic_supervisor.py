@@ -39,7 +39,7 @@ from ._supervision import (
     unexpected,
     yield_before_retry,
 )
-from .gen_server import GenServer
+from .gen_server import GenServer, Name
 from .supervisor import Supervisor, check_flags
 
 __all__ = ["DynamicSupervisor"]
@@ -52,7 +52,7 @@ class DynamicSupervisor:
 
     @staticmethod
     async def start_link(
-        name: str | None = None,
+        name: Name | None = None,
         strategy: str = "one_for_one",
         intensity: int = 3,
         period: float = 5.0,

@@ -80,6 +80,7 @@ _logger = logging.getLogger("otp.gen_server")
 
 NOTHING_YET: Final[Any] = object()  # wait_message handled a timeout instead of a message
 
+Name = str | tuple[str, Any, Any]  # a registered name, or ("via", registry, key)
 RequestId = _call.RequestId
 RequestIdCollection = _call.RequestIdCollection
 From = _call.From
@@ -231,7 +232,7 @@ class GenServer(Generic[S]):
 
     @classmethod
     async def start_link(
-        cls, arg: Any = None, *, name: str | None = None, timeout: float = math.inf
+        cls, arg: Any = None, *, name: Name | None = None, timeout: float = math.inf
     ) -> Pid | None:
         """Start a server linked to the caller; its pid, or None if `init` returned IGNORE.
 
@@ -243,7 +244,7 @@ class GenServer(Generic[S]):
 
     @classmethod
     async def start(
-        cls, arg: Any = None, *, name: str | None = None, timeout: float = math.inf
+        cls, arg: Any = None, *, name: Name | None = None, timeout: float = math.inf
     ) -> Pid | None:
         """Start a server with no link to the caller (see `start_link`)."""
         pid, _ = await _start(cls, arg, name, timeout, link=False, keep_monitor=False)
@@ -251,7 +252,7 @@ class GenServer(Generic[S]):
 
     @classmethod
     async def start_monitor(
-        cls, arg: Any = None, *, name: str | None = None, timeout: float = math.inf
+        cls, arg: Any = None, *, name: Name | None = None, timeout: float = math.inf
     ) -> tuple[Pid, Ref] | None:
         """Start a server monitored by the caller; `(pid, monitor_ref)` (see `start_link`)."""
         pid, ref = await _start(cls, arg, name, timeout, link=False, keep_monitor=True)
@@ -362,7 +363,7 @@ class GenServer(Generic[S]):
 
     @classmethod
     async def enter_loop(
-        cls, state: Any, *, name: str | None = None, timeout: float | None = None
+        cls, state: Any, *, name: Name | None = None, timeout: float | None = None
     ) -> NoReturn:
         """Turn the calling process into a server of `cls` with `state` (no `init`).
 
@@ -383,7 +384,7 @@ class GenServer(Generic[S]):
         raise AssertionError("unreachable: a server ends by raising")
 
 
-async def _named_start(cls: type[GenServer[Any]], arg: Any, name: str) -> Pid | None:
+async def _named_start(cls: type[GenServer[Any]], arg: Any, name: Name) -> Pid | None:
     return await cls.start_link(arg, name=name)
 
 
@@ -393,7 +394,7 @@ async def _named_start(cls: type[GenServer[Any]], arg: Any, name: str) -> Pid | 
 async def _start(
     cls: type[GenServer[Any]],
     arg: Any,
-    name: str | None,
+    name: Name | None,
     timeout: float,
     *,
     link: bool,
@@ -401,8 +402,8 @@ async def _start(
 ) -> tuple[Pid | None, Ref | None]:
     if not (isinstance(cls, type) and issubclass(cls, GenServer)):
         raise TypeError(f"start_link() is called on a GenServer subclass, got {cls!r}")
-    if name is not None and type(name) is not str:
-        raise TypeError(f"a server name is a str, got {name!r}")
+    if name is not None and type(name) is not str and not _is_via(name):
+        raise TypeError(f"a server name is a str or ('via', registry, key), got {name!r}")
     wait = _call.check_timeout(timeout, "start")
     me = current()
     tag = otp.make_ref()
@@ -449,6 +450,10 @@ async def _start(
         case (_, reason):
             raise StartError(reason, f"{cls.__qualname__} failed to start: {reason!r}")
     raise AssertionError(f"unexpected start answer {result!r}")
+
+
+def _is_via(name: Any) -> bool:
+    return type(name) is tuple and len(name) == 3 and name[0] == "via"
 
 
 def _reason_of(exc: BaseException) -> Any:

@@ -50,7 +50,7 @@ from otp._process import current
 
 from ._child_spec import ChildSpec
 from ._results import NO_STATE, BadReturn, Init, NoReply, Stop, _Result
-from .gen_server import _DEFAULT_VSN, GenServer, _ModuleVersion
+from .gen_server import _DEFAULT_VSN, GenServer, Name, _ModuleVersion
 
 __all__ = [
     "EventTimeout",
@@ -244,20 +244,20 @@ class GenStatem:
 
     @classmethod
     async def start_link(
-        cls, arg: Any = None, *, name: str | None = None, timeout: float = math.inf
+        cls, arg: Any = None, *, name: Name | None = None, timeout: float = math.inf
     ) -> Pid | None:
         """Start a machine linked to the caller (as GenServer.start_link)."""
         return await _server(cls).start_link((cls, arg), name=name, timeout=timeout)
 
     @classmethod
     async def start(
-        cls, arg: Any = None, *, name: str | None = None, timeout: float = math.inf
+        cls, arg: Any = None, *, name: Name | None = None, timeout: float = math.inf
     ) -> Pid | None:
         return await _server(cls).start((cls, arg), name=name, timeout=timeout)
 
     @classmethod
     async def start_monitor(
-        cls, arg: Any = None, *, name: str | None = None, timeout: float = math.inf
+        cls, arg: Any = None, *, name: Name | None = None, timeout: float = math.inf
     ) -> tuple[Pid, Ref] | None:
         return await _server(cls).start_monitor((cls, arg), name=name, timeout=timeout)
 

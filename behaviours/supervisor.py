@@ -53,7 +53,7 @@ from ._supervision import (
     unexpected,
     yield_before_retry,
 )
-from .gen_server import GenServer, warn_misspelled
+from .gen_server import GenServer, Name, warn_misspelled
 
 __all__ = ["AutoShutdown", "ChildCounts", "ChildInfo", "Strategy", "SupFlags", "Supervisor"]
 
@@ -176,7 +176,7 @@ class Supervisor:
         cls,
         arg: Any = None,
         *,
-        name: str | None = None,
+        name: Name | None = None,
         strategy: Strategy | str = Strategy.ONE_FOR_ONE,
         intensity: int = 1,
         period: float = 5.0,

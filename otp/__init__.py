@@ -71,6 +71,7 @@ from .errors import NoProcessError as NoProcessError
 from .errors import NotRegisteredError as NotRegisteredError
 from .errors import OTPError as OTPError
 from .errors import StartError as StartError
+from .registry import Registry as Registry
 from .release import Release as Release
 
 __all__ = [
@@ -96,6 +97,7 @@ __all__ = [
     "Pid",
     "ProcessInfo",
     "Ref",
+    "Registry",
     "Release",
     "StartError",
     "TimerRef",

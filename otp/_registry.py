@@ -1,7 +1,9 @@
 """Local process names: `register`, `unregister`, `whereis`, `registered`.
 
 A name is a `str` held by at most one process, and a process holds at most one name; the
-name is freed when its process ends (see `_signals.terminate`).
+name is freed when its process ends (see `_signals.terminate`). A `via` name,
+`("via", registry, key)`, is kept by the registry it names (`otp.registry`): `register`,
+`whereis` and every destination take it too.
 """
 
 from __future__ import annotations
@@ -34,8 +36,13 @@ def _check_name(name: object, what: str) -> str:
     return name
 
 
-def register(name: str, pid: Pid) -> None:
-    """Register the live process `pid` under `name`."""
+def register(name: Any, pid: Pid) -> None:
+    """Register the live process `pid` under `name` (a str, or a via name)."""
+    if type(name) is tuple and len(name) == 3 and name[0] == "via":
+        from .registry import via_register
+
+        via_register(name, pid)
+        return
     _check_name(name, "register")
     if type(pid) is not Pid:
         raise TypeError(f"register() takes a Pid to name, got {pid!r} ({type(pid).__name__})")
@@ -63,8 +70,10 @@ def unregister(name: str) -> None:
     proc.regname = None
 
 
-def whereis(name: str) -> Pid | None:
-    """The pid registered under `name`, or None."""
+def whereis(name: Any) -> Pid | None:
+    """The pid registered under `name` (a str, or a via name), or None."""
+    if type(name) is tuple and len(name) == 3 and name[0] == "via":
+        return _via_whereis(name) if _node.current is not None else None
     _check_name(name, "whereis")
     node = _node.current
     if node is None:
@@ -101,7 +110,18 @@ def resolve(dest: Any) -> Process | None:
         return proc
     if type(dest) is Pid:
         return dest._proc
+    if type(dest) is tuple and len(dest) == 3 and dest[0] == "via":
+        pid = _via_whereis(dest)
+        if pid is None or pid._proc is None:
+            raise NotRegisteredError(dest)
+        return pid._proc
     raise _bad_dest(dest)
+
+
+def _via_whereis(name: tuple[str, Any, Any]) -> Pid | None:
+    from .registry import via_whereis
+
+    return via_whereis(name)
 
 
 def locate(dest: Any, here: str) -> tuple[Process | None, str]:
@@ -127,10 +147,13 @@ def check_dest(dest: Any) -> None:
         return
     if type(dest) is tuple and len(dest) == 2 and type(dest[0]) is str and type(dest[1]) is str:
         return
+    if type(dest) is tuple and len(dest) == 3 and dest[0] == "via":
+        return
     raise _bad_dest(dest)
 
 
 def _bad_dest(dest: Any) -> TypeError:
     return TypeError(
-        f"a destination is a Pid, a registered name (str) or (name, node), got {dest!r}"
+        "a destination is a Pid, a registered name (str), (name, node) or "
+        f"('via', registry, key), got {dest!r}"
     )

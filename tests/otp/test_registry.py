@@ -70,9 +70,9 @@ async def test_registering_a_dead_pid_raises_and_leaves_nothing(node: object) ->
 @pytest.mark.parametrize("name", [42, None, b"bytes", ("a", "b")])
 async def test_a_name_that_is_not_a_str_raises_type_error(node: object, name: object) -> None:
     with pytest.raises(TypeError, match="str"):
-        otp.register(name, otp.self())  # type: ignore[arg-type]
+        otp.register(name, otp.self())
     with pytest.raises(TypeError, match="str"):
-        otp.whereis(name)  # type: ignore[arg-type]
+        otp.whereis(name)
     with pytest.raises(TypeError, match="str"):
         otp.unregister(name)  # type: ignore[arg-type]
     assert otp.registered() == []
