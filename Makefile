@@ -14,11 +14,11 @@ $(BIN)/python:
 
 $(RUNTIME): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -e '.[ops]'
 	touch $@
 
 $(DEV): $(RUNTIME)
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,ops]'
 	touch $@
 
 demo: $(RUNTIME)

@@ -22,6 +22,8 @@ from typing import Any
 
 import workloads as w
 
+import otp.ops
+
 
 def best_of(repeats: int, bare: Callable[[], Any], kernel: Callable[[], Any]) -> tuple[Any, Any]:
     bare_runs, kernel_runs = [], []
@@ -143,6 +145,35 @@ def main() -> int:
     print()
     print("GenServer")
     throughput("call round trip", 100_000 // scale, w.bare_gen_call, w.otp_gen_call, 0.5)
+    n = 100_000 // scale
+    off, on = best_of(
+        repeats,
+        lambda: w.run_otp(w.otp_gen_call, n),
+        lambda: w.run_otp(w.otp_gen_call_metrics, n),
+    )
+    ratio = off / on
+    missed += ratio < 0.9
+    row(
+        f"  metrics on (1 call in {otp.ops.CALL_SAMPLE} timed)",
+        f"{n / off:,.0f}/s",
+        f"{n / on:,.0f}/s",
+        f"{ratio:.2f}x",
+        ">= 0.9x",
+        ratio >= 0.9,
+    )
+    off, on = best_of(
+        repeats,
+        lambda: w.run_otp(w.otp_gen_call, n),
+        lambda: w.run_otp(w.otp_gen_call_metrics, n, 1),
+    )
+    row(
+        "  metrics on, every call timed",
+        f"{n / off:,.0f}/s",
+        f"{n / on:,.0f}/s",
+        f"{off / on:.2f}x",
+        "",
+        None,
+    )
     throughput("cast x 1M, then a call", 1_000_000 // scale, w.bare_gen_cast, w.otp_gen_cast, 0.5)
     n = 1_000_000 // scale
     server, machine = best_of(

@@ -358,6 +358,27 @@ async def otp_gen_call(n: int) -> float:
     return elapsed
 
 
+async def otp_gen_call_metrics(n: int, call_sample: int | None = None) -> float:
+    """`otp_gen_call` with the node's metrics on (`otp.ops.enable_metrics`), into an SDK
+    meter provider with an in-memory reader; `call_sample` None: the default sampling."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    import otp.ops
+
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    sample = otp.ops.CALL_SAMPLE if call_sample is None else call_sample
+    otp.ops.enable_metrics(provider, call_sample=sample)
+    try:
+        elapsed = await otp_gen_call(n)
+        reader.get_metrics_data()  # one collection, outside the measured part
+    finally:
+        otp.ops.disable_metrics()
+        provider.shutdown()
+    return elapsed
+
+
 async def bare_gen_cast(n: int) -> float:
     box = BareMailbox()
     task = asyncio.get_running_loop().create_task(_bare_counter(box))

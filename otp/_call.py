@@ -133,6 +133,9 @@ async def call(server: Any, payload: Any, timeout: float = 5.0, *, _kind: str = 
             raise CallError(failed_reason(lost, server), server, payload)
     if proc is me:
         raise CallError("calling_self", server, payload)
+    node = _node.current
+    ops = None if node is None else node.ops  # otp.ops's metrics; None when they are off
+    started = 0.0 if ops is None else ops.call_started()  # (nonzero: this call is timed)
     ref = _signals.add_monitor(me, proc)
     tag = (ALIAS, ref)
     queued = len(me.mbox) if me.mbox else 0  # none of these can be the answer
@@ -151,6 +154,8 @@ async def call(server: Any, payload: Any, timeout: float = 5.0, *, _kind: str = 
     if type(msg) is Down:
         raise CallError(failed_reason(msg.reason, server), server, payload)
     _signals.remove_monitor(me, ref, flush=True)
+    if started:
+        ops.call_done(proc, started)  # type: ignore[union-attr]
     return msg[1]
 
 

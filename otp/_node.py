@@ -44,6 +44,7 @@ class Node:
         "names",
         "on_exit",
         "on_spawn",
+        "ops",
         "procs",
         "release",
         "report_watchers",
@@ -76,6 +77,7 @@ class Node:
         self.stopping = False
         self.on_exit: Callable[[Process], None] | None = None  # what the shutdown watches
         self.on_spawn: Callable[[Process], None] | None = None
+        self.ops: Any = None  # the metrics of otp.ops, when they are on (None: no cost)
         self.interrupt: BaseException | None = None  # KeyboardInterrupt/SystemExit in a process
         self._idle: asyncio.Future[None] | None = None
 
@@ -91,6 +93,8 @@ class Node:
         """Drop `proc` from the table; wake a shutdown waiting for the table to empty."""
         del self.procs[proc.pid._id]
         self.system.discard(proc.pid._id)
+        if self.ops is not None:  # the messages it received still count as sent
+            self.ops.ended_messages += proc.msg_count
         if proc is self.main:
             self.main_done.set_result(proc.exit_reason)
         if self.stopping:

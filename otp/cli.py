@@ -1,7 +1,8 @@
 """The `otp` command: run a node in the foreground, and look into or stop a running one.
 
     otp run SPEC [--name N] [--cookie C] [--config F] [--set app.key=value] [--run-dir D]
-            [--reload] [--log-level LEVEL]
+            [--reload] [--log-level LEVEL] [--log-format text|json]
+            [--ops-port PORT [--ops-host HOST]]
     otp run --release [VSN] [--build-dir B] ...   (a release's snapshot: the permanent one)
     otp status | tree [--json] | stop        [--name N] [--run-dir D] [--cookie C]
     otp remote                               [--name N] [--run-dir D] [--cookie C]
@@ -36,6 +37,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import stat
 import sys
 import time
@@ -53,6 +55,7 @@ from ._runner import run
 from ._spawn import spawn
 from ._values import NORMAL
 from .errors import ExitError, OTPError
+from .ops import _alarms, _logs
 
 __all__ = ["main"]
 
@@ -114,6 +117,25 @@ def _parser() -> argparse.ArgumentParser:
         default="INFO",
         metavar="LEVEL",
         help=f"log reports from LEVEL up: {', '.join(LOG_LEVELS)} (default: INFO)",
+    )
+    run_p.add_argument(
+        "--log-format",
+        choices=_logs.FORMATS,
+        default="text",
+        help="text (default), or json: one JSON object per line (for Loki and the like)",
+    )
+    run_p.add_argument(
+        "--ops-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve /metrics, /healthz and /readyz over HTTP on PORT (0: any free port)",
+    )
+    run_p.add_argument(
+        "--ops-host",
+        default=None,
+        metavar="HOST",
+        help="the address --ops-port listens on (default: 127.0.0.1)",
     )
     run_p.set_defaults(handler=_run)
 
@@ -216,11 +238,8 @@ def _hold_name(name: str, path: Path) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=args.log_level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    _logs.configure(args.log_format, sys.stderr, args.log_level)
+    _alarms.Options.from_env()  # a bad OTP_ALARM_* variable is refused before the node starts
     if (args.spec is None) == (args.release is None):
         raise ValueError("otp run takes an application SPEC or --release [VSN], one of the two")
     if args.release is not None:  # refuse a missing or broken release before the node starts
@@ -237,13 +256,15 @@ def _run(args: argparse.Namespace) -> int:
     socket_path, cookie_path = _paths(args)
     _own_run_dir(socket_path.parent)
     lock = _hold_name(args.name, socket_path.with_name(f"{socket_path.stem}.lock"))
+    ops = None
     try:  # from here on the socket and cookie paths are ours (a dead node's files are stale)
+        ops = _ops_socket(args)  # a port in use is refused here, before the node starts
         cookie = args.cookie or secrets.token_urlsafe(24)
         _write_cookie(cookie_path, cookie)
         try:
             run(
                 _node_main,
-                _Boot(args.spec, args.release, args.build_dir, args.reload),
+                _Boot(args.spec, args.release, args.build_dir, args.reload, ops),
                 settings,
                 socket_path,
                 cookie,
@@ -258,9 +279,28 @@ def _run(args: argparse.Namespace) -> int:
             for path in (socket_path, cookie_path):
                 path.unlink(missing_ok=True)
     finally:
+        if ops is not None:
+            ops.close()
         os.close(lock)  # only now: the files above are gone
     _logger.info("node stopped")
     return 0
+
+
+def _ops_socket(args: argparse.Namespace) -> socket.socket | None:
+    """The listening socket of `--ops-port`, bound before the node starts."""
+    if args.ops_port is None:
+        if args.ops_host is not None:
+            raise ValueError("--ops-host goes with --ops-port PORT: the endpoint is off without")
+        return None
+    try:
+        from .ops import _http, _metrics
+    except ImportError as exc:
+        raise ValueError(
+            f"--ops-port needs the ops extra (aiohttp, opentelemetry-exporter-prometheus): "
+            f"pip install 'otp-framework[ops]' ({exc})"
+        ) from None
+    _metrics.env_exporters()  # an exporter OTEL_METRICS_EXPORTER names that is not installed
+    return _http.bind(args.ops_port, args.ops_host or _http.DEFAULT_HOST)
 
 
 class _SpecError(ValueError):
@@ -334,6 +374,7 @@ class _Boot:
     release: str | None  # "" for the permanent one
     build_dir: Path
     reload: bool
+    ops: socket.socket | None = None  # --ops-port's listening socket
 
     async def start(self) -> list[str]:
         if self.spec is not None:
@@ -346,6 +387,7 @@ async def _node_main(
 ) -> None:
     node = _node.get()
     node.config.update(settings)
+    _alarms.start(node)  # alarms on otp.alarm, listed by /healthz
     loop = asyncio.get_running_loop()
 
     def on_signal() -> None:
@@ -359,20 +401,31 @@ async def _node_main(
         loop.add_signal_handler(sig, on_signal)
     loop.add_signal_handler(signal.SIGUSR2, _reload_changed)
     server = await _control.serve(socket_path, cookie)
+    endpoint = None
     try:
+        if boot.ops is not None:  # up while the applications start: /readyz says 503
+            from .ops import _http
+
+            endpoint = await _http.serve(boot.ops)
+            _logger.info("ops endpoint %s (metrics on)", endpoint.url)
         started = await boot.start()
+        if endpoint is not None:
+            endpoint.ready(started)
         _config.warn_unclaimed(settings, [] if node.apps is None else node.apps.loaded)
         if boot.reload:
             code.watch([Path.cwd() if boot.spec is not None else node.release.lib])
         _logger.info(
-            "node %s started %s in %.3f s; control socket %s",
+            "node %s started %s in %.3f s; control socket %s%s",
             node.name,
             ", ".join(started),
             time.time() - node.started_at,
             socket_path,
+            "" if endpoint is None else f"; ops endpoint {endpoint.url}",
         )
         await receive(lambda m: False)
     finally:
+        if endpoint is not None:  # (it answered "down" while the applications stopped)
+            await endpoint.close()
         await server.close()  # each open connection is told that the node is stopping
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2):
             loop.remove_signal_handler(sig)

@@ -558,3 +558,25 @@ def test_settings_for_an_application_that_is_not_loaded_are_warned_about(tmp_pat
     finally:
         assert node.otp("stop").returncode == 0
         assert node.finish() == 0
+
+
+def test_run_logs_one_json_object_per_line_with_log_format_json(tmp_path: Path) -> None:
+    started = Node(tmp_path / "run", "--log-format", "json")
+    try:
+        up = json.loads(started.wait_for('"logger":"otp.node"'))
+        assert (up["level"], up["logger"]) == ("INFO", "otp.node")
+        assert up["message"].startswith("node t@") and up["time"].endswith("Z")
+        reports = [json.loads(line) for line in started.lines if '"report":' in line]
+        assert {r["report"] for r in reports} == {"ApplicationReport"}
+        assert [(r["application"], r["context"]) for r in reports] == [
+            ("store", "started"),
+            ("cache", "started"),
+            ("chat", "started"),
+        ]
+        assert started.otp("stop").returncode == 0
+        assert started.finish() == 0
+        assert all(json.loads(line) for line in started.lines)  # every line, to the last
+    finally:
+        if started.proc.poll() is None:
+            started.proc.kill()
+            started.proc.wait()

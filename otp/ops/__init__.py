@@ -1,0 +1,76 @@
+"""Operations: the node's metrics through OpenTelemetry, and the HTTP ops endpoint.
+
+| API                                   | what it does                                        |
+|---------------------------------------|-----------------------------------------------------|
+| `otp run SPEC --ops-port PORT`        | serves `/metrics`, `/healthz`, `/readyz` (below)    |
+| `otp.ops.enable_metrics(provider)`    | the meter `otp` on, into your meter provider        |
+| `otp.ops.disable_metrics()`           | off again: no cost left on any path                 |
+| `await otp.ops.serve(port, host)`     | the endpoint from Python (needs the `ops` extra)    |
+| `otp.ops.start_alarms(node)`          | alarms on `otp.alarm` (`otp run` starts them)       |
+| `otp.ops.active_alarms()`             | the alarms raised now                               |
+| `otp.ops.JsonFormatter`               | one JSON object per log line (`--log-format json`)  |
+
+Metrics are off by default, and then cost nothing. As a library, turn them on from the
+node, into the meter provider you configured (the global one by default):
+
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    reader = InMemoryMetricReader()
+
+    async def main():
+        otp.ops.enable_metrics(MeterProvider(metric_readers=[reader]))
+        ...
+
+The guide "Observability" lists the metrics and the endpoint's answers.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import TYPE_CHECKING, Any
+
+from ._alarms import Alarm as Alarm
+from ._alarms import AlarmReport as AlarmReport
+from ._alarms import Options as AlarmOptions
+from ._alarms import active as active_alarms
+from ._alarms import start as start_alarms
+from ._logs import JsonFormatter as JsonFormatter
+from ._metrics import CALL_SAMPLE as CALL_SAMPLE
+from ._metrics import disable_metrics as disable_metrics
+from ._metrics import enable_metrics as enable_metrics
+from ._metrics import metrics_enabled as metrics_enabled
+
+if TYPE_CHECKING:
+    from ._http import Endpoint
+
+__all__ = [
+    "CALL_SAMPLE",
+    "Alarm",
+    "AlarmOptions",
+    "AlarmReport",
+    "JsonFormatter",
+    "active_alarms",
+    "disable_metrics",
+    "enable_metrics",
+    "health",
+    "metrics_enabled",
+    "serve",
+    "start_alarms",
+]
+
+
+async def serve(port: int | socket.socket = 0, host: str = "127.0.0.1") -> Endpoint:
+    """Serve `/metrics`, `/healthz` and `/readyz` of the running node on `host:port` (0:
+    any free port, then `endpoint.port`), and turn its metrics on; `await endpoint.close()`
+    stops it. Needs the `ops` extra (aiohttp, opentelemetry-exporter-prometheus)."""
+    from ._http import serve
+
+    return await serve(port, host)
+
+
+def health(expected: list[str] | None = None) -> dict[str, Any]:
+    """What `/healthz` answers for the running node (see the guide)."""
+    from ._http import health
+
+    return health(None, expected)

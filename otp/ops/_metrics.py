@@ -1,0 +1,375 @@
+"""The node's metrics, through the OpenTelemetry meter `otp`.
+
+Nothing here runs per message. What the kernel already counts (the process table, each
+process's received-message count and mailbox) is read when a reader collects, in one pass
+over the processes; restarts, upgrades and rollbacks come from the node's report watchers;
+the loop lag from a timer on the loop. The one cost on a hot path is `otp.call.duration`:
+`GenServer.call` asks `call_started` (a countdown) and times one call in `call_sample`.
+When metrics are off, `node.ops` is None and nothing of this module runs.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import os
+import threading
+import time
+import weakref
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from operator import attrgetter
+from typing import TYPE_CHECKING, Any, Final
+
+from opentelemetry import metrics
+from opentelemetry.metrics import CallbackOptions, Observation
+
+from .. import _node
+from .._values import Pid
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics.export import MetricReader
+
+    from .._process import Process
+
+__all__ = [
+    "CALL_SAMPLE",
+    "Metrics",
+    "disable_metrics",
+    "enable_metrics",
+    "env_exporters",
+    "env_readers",
+    "metrics_enabled",
+]
+
+CALL_SAMPLE: Final = 32  # time one GenServer call in this many (see the guide)
+TOP: Final = 10  # processes named in otp.mailbox.length
+LAG_INTERVAL: Final = 0.1  # seconds between two loop-lag probes
+MAILBOX_BUCKETS: Final = (0, 1, 10, 100, 1000, 10_000)
+CALL_BUCKETS: Final = (
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+LAG_BUCKETS: Final = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_msg_count: Final = attrgetter("msg_count")
+_SNAPSHOT_AGE: Final = 0.5  # seconds: one collection reads the process table once
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    taken: float
+    processes: int
+    sent: int
+    buckets: tuple[int, ...]  # processes with at most MAILBOX_BUCKETS[i] messages queued
+    top: tuple[tuple[int, str], ...]  # (mailbox length, process) of the longest mailboxes
+
+
+class _Instruments:
+    """The instruments of one meter provider, created once (a provider refuses a second
+    instrument of the same name); the observable ones read the running node's `Metrics`."""
+
+    def __init__(self, provider: metrics.MeterProvider) -> None:
+        ref = weakref.ref(provider)
+        meter = provider.get_meter("otp")
+
+        def observe(kind: str) -> Any:
+            def callback(options: CallbackOptions) -> Iterable[Observation]:
+                state = _metrics_of(ref())
+                return () if state is None else state.observe(kind)
+
+            return [callback]
+
+        meter.create_observable_gauge(
+            "otp.processes", observe("processes"), unit="{process}", description="processes"
+        )
+        meter.create_observable_counter(
+            "otp.messages.sent",
+            observe("sent"),
+            unit="{message}",
+            description="messages delivered to processes",
+        )
+        meter.create_observable_gauge(
+            "otp.mailbox.processes",
+            observe("buckets"),
+            unit="{process}",
+            description="processes with at most `le` messages queued (a histogram of now)",
+        )
+        meter.create_observable_gauge(
+            "otp.mailbox.length",
+            observe("top"),
+            unit="{message}",
+            description=f"messages queued, for the {TOP} processes with the longest mailboxes",
+        )
+        self.restarts = meter.create_counter(
+            "otp.restarts",
+            unit="{restart}",
+            description="children a supervisor reported terminated (and restarts, unless "
+            "temporary or over its restart intensity)",
+        )
+        self.upgrades = meter.create_counter(
+            "otp.upgrades", unit="{upgrade}", description="modules upgraded by the code server"
+        )
+        self.rollbacks = meter.create_counter(
+            "otp.rollbacks", unit="{rollback}", description="releases rolled back"
+        )
+        self.call_duration = meter.create_histogram(
+            "otp.call.duration",
+            unit="s",
+            description="GenServer.call round trips, as the caller waits, by server class "
+            "(one call in call_sample is timed)",
+            explicit_bucket_boundaries_advisory=CALL_BUCKETS,
+        )
+        self.loop_lag = meter.create_histogram(
+            "otp.loop.lag",
+            unit="s",
+            description="how late a timer on the node's event loop ran",
+            explicit_bucket_boundaries_advisory=LAG_BUCKETS,
+        )
+
+
+_by_provider: weakref.WeakKeyDictionary[Any, _Instruments] = weakref.WeakKeyDictionary()
+_by_provider_lock = threading.Lock()
+
+
+def _metrics_of(provider: Any) -> Metrics | None:
+    """The running node's metrics, if they go to `provider`."""
+    node = _node.current
+    state = None if node is None else node.ops
+    if type(state) is Metrics and state.provider is provider:
+        return state
+    return None
+
+
+class Metrics:
+    """The metrics of one node (its `node.ops`): what the instruments read and the call
+    sampler. Internal: use `enable_metrics`."""
+
+    __slots__ = (
+        "_call_attrs",
+        "_countdown",
+        "_lag_due",
+        "_lag_timer",
+        "_snapshot",
+        "call_sample",
+        "ended_messages",
+        "instruments",
+        "node",
+        "provider",
+    )
+
+    def __init__(self, node: _node.Node, provider: Any, call_sample: int) -> None:
+        self.node = node
+        self.provider = provider
+        self.call_sample = call_sample
+        self._countdown = call_sample
+        self.ended_messages = 0  # messages of the processes that ended while metrics were on
+        self._call_attrs: dict[type | None, dict[str, str]] = {}
+        self._snapshot: _Snapshot | None = None
+        self._lag_timer: Any = None
+        self._lag_due = 0.0
+        with _by_provider_lock:
+            instruments = _by_provider.get(provider)
+            if instruments is None:
+                instruments = _by_provider[provider] = _Instruments(provider)
+        self.instruments = instruments
+
+    # -- GenServer.call (the kernel calls these) -------------------------------------------
+
+    def call_started(self) -> float:
+        """The start time of a call to time, or 0.0 for a call not sampled."""
+        self._countdown -= 1
+        if self._countdown:
+            return 0.0
+        self._countdown = self.call_sample
+        return time.perf_counter()
+
+    def call_done(self, proc: Process, started: float) -> None:
+        elapsed = time.perf_counter() - started
+        cls = proc.behaviour
+        attrs = self._call_attrs.get(cls)
+        if attrs is None:
+            attrs = self._call_attrs[cls] = {
+                "server": "(process)" if cls is None else cls.__qualname__
+            }
+        self.instruments.call_duration.record(elapsed, attrs)
+
+    # -- reports -----------------------------------------------------------------------------
+
+    def on_report(self, report: Any) -> None:
+        """A report watcher: restarts, upgrades and rollbacks."""
+        context = getattr(report, "context", None)
+        if context is None:
+            return
+        kind = type(report).__name__
+        if context == "child_terminated" and kind == "SupervisorReport":
+            self.instruments.restarts.add(
+                1,
+                {"supervisor": _label(report.supervisor), "child": _label(report.offender)},
+            )
+        elif context == "upgraded" and kind == "CodeReport":
+            self.instruments.upgrades.add(1, {"module": str(report.module)})
+        elif context == "rolled_back" and kind == "ReleaseReport":
+            self.instruments.rollbacks.add(1, {"release": str(report.release)})
+
+    # -- the loop lag ------------------------------------------------------------------------
+
+    def _start_lag_probe(self) -> None:
+        self._lag_due = time.monotonic() + LAG_INTERVAL
+        self._lag_timer = self.node.loop.call_later(LAG_INTERVAL, self._lag_beat)
+
+    def _lag_beat(self) -> None:
+        now = time.monotonic()
+        self.instruments.loop_lag.record(max(0.0, now - self._lag_due))
+        self._lag_due = now + LAG_INTERVAL
+        self._lag_timer = self.node.loop.call_later(LAG_INTERVAL, self._lag_beat)
+
+    def _stop_lag_probe(self) -> None:
+        if self._lag_timer is not None:
+            self._lag_timer.cancel()
+            self._lag_timer = None
+
+    # -- what a collection reads -------------------------------------------------------------
+
+    def observe(self, kind: str) -> Iterator[Observation]:
+        snap = self.snapshot()
+        if kind == "processes":
+            yield Observation(snap.processes)
+        elif kind == "sent":
+            yield Observation(snap.sent)
+        elif kind == "buckets":
+            for bound, count in zip(MAILBOX_BUCKETS, snap.buckets, strict=False):
+                yield Observation(count, {"le": str(bound)})
+            yield Observation(snap.processes, {"le": "+Inf"})
+        else:
+            for length, name in snap.top:
+                yield Observation(length, {"process": name})
+
+    def snapshot(self) -> _Snapshot:
+        """The process table read once for all the instruments of one collection (the
+        table is copied in one C call: a reader's thread may collect)."""
+        now = time.monotonic()
+        snap = self._snapshot
+        if snap is not None and now - snap.taken < _SNAPSHOT_AGE:
+            return snap
+        procs = list(self.node.procs.values())
+        sent = self.ended_messages + sum(map(_msg_count, procs))
+        queued = [(len(p.mbox), p) for p in procs if p.mbox]  # (most mailboxes are empty)
+        counts = [0] * (len(MAILBOX_BUCKETS) + 1)  # the last: over the last bound
+        counts[0] = len(procs) - len(queued)
+        for length, _ in queued:
+            counts[bisect.bisect_left(MAILBOX_BUCKETS, length)] += 1
+        counts.pop()
+        cumulative = []
+        total = 0
+        for count in counts:
+            total += count
+            cumulative.append(total)
+        top = heapq.nlargest(TOP, queued, key=lambda item: item[0])
+        snap = _Snapshot(
+            now,
+            len(procs),
+            sent,
+            tuple(cumulative),
+            tuple((length, proc.regname or repr(proc.pid)) for length, proc in top),
+        )
+        self._snapshot = snap
+        return snap
+
+
+def _label(value: Any) -> str:
+    """A report's supervisor or child as a label: a name, a class, or (for a child with
+    no id, a DynamicSupervisor's) "(dynamic)": never one series per pid."""
+    if isinstance(value, type):
+        return value.__qualname__
+    if type(value) is Pid:
+        return "(dynamic)"
+    return str(value)
+
+
+def enable_metrics(
+    meter_provider: metrics.MeterProvider | None = None, *, call_sample: int = CALL_SAMPLE
+) -> None:
+    """Turn the running node's metrics on (`otp run --ops-port` does it for you).
+
+    Call it from the node (a process, or code on its loop). The instruments go to the meter
+    `otp` of `meter_provider`, by default the global one (`opentelemetry.metrics
+    .set_meter_provider`, or what `opentelemetry-instrument` configured). `otp.call.duration`
+    times one `GenServer.call` in `call_sample` (1: every call; each timed call costs about
+    as much as a third of a call). Calling it again with other arguments replaces them.
+
+    Raises `otp.NoProcessError` when no node runs, `ValueError` for a bad `call_sample`.
+    """
+    node = _node.get()
+    if isinstance(call_sample, bool) or not isinstance(call_sample, int) or call_sample < 1:
+        raise ValueError(
+            f"enable_metrics() takes call_sample as an int >= 1 (1 times every call)\n"
+            f"Got: {call_sample!r}"
+        )
+    provider = meter_provider if meter_provider is not None else metrics.get_meter_provider()
+    disable_metrics()
+    state = Metrics(node, provider, call_sample)
+    node.report_watchers.append(state.on_report)
+    state._start_lag_probe()
+    node.ops = state
+
+
+def disable_metrics() -> None:
+    """Turn the running node's metrics off (no cost left on any path); a no-op when off."""
+    node = _node.get()
+    state = node.ops
+    if type(state) is not Metrics:
+        return
+    node.ops = None
+    state._stop_lag_probe()
+    if state.on_report in node.report_watchers:
+        node.report_watchers.remove(state.on_report)
+
+
+def metrics_enabled() -> bool:
+    """True when the running node's metrics are on."""
+    node = _node.current
+    return node is not None and type(node.ops) is Metrics
+
+
+def env_exporters() -> list[Any]:
+    """The exporter entry points `OTEL_METRICS_EXPORTER` names besides Prometheus (`otlp`,
+    `console`, ... as the exporters installed name themselves); ValueError names one that
+    is not installed."""
+    from importlib.metadata import entry_points
+
+    names = os.environ.get("OTEL_METRICS_EXPORTER", "").replace(" ", "")
+    found = []
+    for name in filter(None, names.split(",")):
+        if name in ("none", "prometheus"):  # prometheus: the ops endpoint serves it
+            continue
+        points = entry_points(group="opentelemetry_metrics_exporter", name=name)
+        if not points:
+            raise ValueError(
+                f"OTEL_METRICS_EXPORTER names the exporter {name!r}, which is not installed "
+                f"(for otlp: pip install opentelemetry-exporter-otlp)"
+            )
+        found.append(next(iter(points)))
+    return found
+
+
+def env_readers() -> list[MetricReader]:
+    """A reader for each exporter of `env_exporters`, exporting every
+    `OTEL_METRIC_EXPORT_INTERVAL` ms."""
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+    return [PeriodicExportingMetricReader(point.load()()) for point in env_exporters()]
