@@ -104,8 +104,8 @@ def _checked(fn: Any, what: str) -> Callable[..., Any]:
 
 async def _run(fn: Callable[..., Any], *args: Any) -> Any:
     result = fn(*args)
-    if inspect.isawaitable(result):  # (an async def function is awaited in the agent)
-        result = await result
+    if inspect.iscoroutine(result):  # an async def function, awaited in the agent (a
+        result = await result  # Future as the state is a state, not something to wait for)
     return result
 
 

@@ -23,13 +23,14 @@ import asyncio
 import inspect
 import math
 import os
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 import otp
 from otp import KILL, KILLED, SHUTDOWN, TIMEOUT, Down, ExitError, Pid, Ref
 from otp._process import current
+from otp._signals import kill
 
 from ._child_spec import ChildSpec
 from .dynamic_supervisor import DynamicSupervisor
@@ -105,15 +106,20 @@ class Task:
         done = await _receive(task, 0)
         if done is not None:
             return _outcome(task, done)
+        watch = otp.monitor(task.pid)  # (its own monitor may be gone: a result was read)
+        ended = _answers(task, watch)
         otp.exit(task.pid, KILL if timeout == "brutal_kill" else SHUTDOWN)
         wait = 0.0 if timeout == "brutal_kill" else float(timeout)
-        msg = await _receive(task, wait)
-        if msg is None:
+        try:
+            msg = await otp.receive(ended, wait)
+        except TimeoutError:
             otp.exit(task.pid, KILL)
-            msg = await _receive(task, None)
-        if type(msg) is Down and msg.reason in (SHUTDOWN, KILLED):
-            return None
-        return _outcome(task, msg)
+            msg = await otp.receive(ended)
+        otp.demonitor(watch, flush=True)
+        otp.demonitor(task.ref, flush=True)
+        if type(msg) is Down:
+            return None if msg.reason in (SHUTDOWN, KILLED) else ("exit", msg.reason)
+        return ("ok", msg[2])
 
     # -- many ----------------------------------------------------------------------------
 
@@ -126,14 +132,16 @@ class Task:
         ordered: bool = True,
         timeout: float = 5.0,
         on_timeout: Literal["exit", "kill_task"] = "exit",
-    ) -> AsyncIterator[tuple[str, Any]]:
+    ) -> AsyncGenerator[tuple[str, Any], None]:
         """Run `fn(item)` for each item in tasks, at most `max_concurrency` at once (default:
         the number of CPUs); yield `("ok", result)` for each, in the items' order (or as they
         finish, with `ordered=False`). A task over `timeout` seconds is killed: the stream
         raises `ExitError(TIMEOUT)`, or with `on_timeout="kill_task"` yields
-        `("exit", TIMEOUT)` for it and goes on."""
+        `("exit", TIMEOUT)` for it and goes on. To leave the loop early, iterate inside
+        `async with contextlib.aclosing(Task.async_stream(...)) as stream:`: the tasks still
+        running are then killed at once (Python closes an abandoned generator only later)."""
         _check(fn, "async_stream")
-        limit = max_concurrency or os.cpu_count() or 1
+        limit = (os.cpu_count() or 1) if max_concurrency is None else max_concurrency
         if limit < 1:
             raise ValueError(f"async_stream() takes max_concurrency >= 1, got {limit!r}")
         pending = iter(enumerate(items))
@@ -174,7 +182,10 @@ class Task:
                         yield done.pop(index)
         finally:  # the consumer stopped early, or something failed: leave no task behind
             for task in running.values():
-                await _kill(task)
+                if _in_process():
+                    await _kill(task)
+                elif task.pid._proc is not None:  # closed by the collector, not the owner
+                    kill(task.pid._proc, KILLED)
 
 
 class TaskSupervisor:
@@ -235,9 +246,19 @@ async def _run(owner: Pid | None, tag: Ref | None, fn: Callable[..., Any], args:
 async def _run_when_watched(
     owner: Pid | None, tag: Ref | None, fn: Callable[..., Any], args: Any
 ) -> None:
-    """`_run` once the owner monitors this process (it says so), for a supervised task."""
+    """`_run` once the owner monitors this process (it says so), for a supervised task;
+    if the owner ends first, there is nobody to run it for."""
     if owner is not None:
-        await otp.receive(lambda m: type(m) is tuple and len(m) == 2 and m[0] == GO and m[1] is tag)
+        ref = otp.monitor(owner)
+        go = await otp.receive(
+            lambda m: (
+                (type(m) is tuple and len(m) == 2 and m[0] == GO and m[1] is tag)
+                or (type(m) is Down and m.ref is ref)
+            )
+        )
+        if type(go) is Down:
+            return
+        otp.demonitor(ref, flush=True)
     await _run(owner, tag, fn, args)
 
 
@@ -250,6 +271,14 @@ async def _start_supervisor(name: str | None) -> Pid:
 
 
 # -- helpers ------------------------------------------------------------------------------
+
+
+def _in_process() -> bool:
+    try:
+        current()
+    except otp.NoProcessError:
+        return False
+    return True
 
 
 def _check(fn: Any, what: str) -> None:
@@ -267,8 +296,11 @@ def _owned(task: Any, what: str) -> None:
         )
 
 
-def _answers(task: Task) -> Callable[[Any], bool]:
-    tag, ref = task.tag, task.ref
+def _answers(task: Task, ref: Ref | None = None) -> Callable[[Any], bool]:
+    """The task's reply, or the Down of `ref` (default: the owner's monitor on it)."""
+    tag = task.tag
+    if ref is None:
+        ref = task.ref
     return lambda m: (
         (type(m) is tuple and len(m) == 3 and m[0] == REPLY and m[1] is tag)
         or (type(m) is Down and m.ref is ref)
@@ -292,9 +324,11 @@ def _outcome(task: Task, msg: Any) -> tuple[str, Any]:
 
 async def _kill(task: Task) -> None:
     """Kill the task and wait until it is gone; nothing of it is left in the mailbox."""
+    watch = otp.monitor(task.pid)  # (a fresh one: its own may have been read already)
     otp.unlink(task.pid)
     otp.exit(task.pid, KILL)
-    await otp.receive(lambda m: type(m) is Down and m.ref is task.ref)
+    await otp.receive(lambda m: type(m) is Down and m.ref is watch)
+    otp.demonitor(task.ref, flush=True)
     reply = _answers(task)
     proc = current()
     if proc.mbox:  # a reply that came before the kill

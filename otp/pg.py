@@ -109,7 +109,7 @@ def _start(scope: str, *, link: bool) -> Pid:
     if type(scope) is not str or not scope:
         raise PgError(("bad_scope", scope), f"a pg scope is a non-empty str, got {scope!r}")
     table = _table()
-    if scope in table and table[scope].pid._proc is not None:
+    if (scope in table and table[scope].pid._proc is not None) or whereis(scope) is not None:
         raise PgError(("already_started", scope), f"pg scope {scope!r} is already started")
     pid = (spawn_link if link else spawn)(_serve, scope)
     register(scope, pid)

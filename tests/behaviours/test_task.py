@@ -9,7 +9,7 @@ import pytest
 
 import otp
 from behaviours import Agent, Task, TaskSupervisor
-from otp.testing import assert_receive
+from otp.testing import assert_receive, refute_receive
 
 
 async def forever() -> None:
@@ -85,7 +85,7 @@ async def test_async_stream_keeps_order_and_the_concurrency_limit(node: object) 
 
     results = [r async for r in Task.async_stream(range(10), work, max_concurrency=3)]
     assert results == [("ok", n * n) for n in range(10)]
-    assert (await Agent.get(gauge, lambda s: s))[1] <= 3
+    assert 1 < (await Agent.get(gauge, lambda s: s))[1] <= 3  # some at once, never more
     unordered = [r async for r in Task.async_stream(range(5), work, ordered=False)]
     assert sorted(unordered) == [("ok", n * n) for n in range(5)]
     await Agent.stop(gauge)
@@ -120,5 +120,60 @@ async def test_async_nolink_keeps_the_caller_alive_when_the_task_crashes(node: o
     me = otp.self()
     await TaskSupervisor.start_child(sup, lambda: otp.send(me, "fired"))
     await assert_receive("fired")
+    otp.unlink(sup)
+    await Agent.stop(sup)
+
+
+async def test_a_task_already_read_neither_hangs_await_nor_shutdown(node: object) -> None:
+    task = Task.async_(lambda: 1)
+    assert await Task.yield_(task) == ("ok", 1)
+    with pytest.raises(otp.ExitError) as info:  # no second result: a timeout, not a hang
+        await Task.await_(task, 0.01)
+    assert info.value.reason == otp.TIMEOUT
+    other = Task.async_(lambda: 2)
+    assert await Task.await_(other) == 2
+    assert await Task.shutdown(other, 0.05) == ("exit", otp.NOPROC)
+
+
+async def test_leaving_a_stream_early_kills_its_tasks(node: object) -> None:
+    from contextlib import aclosing
+
+    me = otp.self()
+
+    async def slow(n: int) -> int:
+        otp.send(me, ("running", otp.self()))
+        if n:
+            await forever()
+        return n
+
+    async with aclosing(Task.async_stream(range(3), slow, max_concurrency=3, timeout=60)) as s:
+        async for first in s:
+            assert first == ("ok", 0)
+            break  # with two tasks still running
+    started = [(await assert_receive(lambda m: m[0] == "running"))[1] for _ in range(3)]
+    assert not any(otp.is_alive(pid) for pid in started)
+    with pytest.raises(ValueError, match="max_concurrency"):
+        async for _ in Task.async_stream([1], slow, max_concurrency=0):
+            pass
+
+
+async def test_a_supervised_task_whose_owner_died_before_it_ran_does_not_run(node: object) -> None:
+    sup: Any = await TaskSupervisor.start_link()
+    me = otp.self()
+    await otp.sys.suspend(sup)  # the owner's start request waits in the supervisor
+
+    async def owner() -> None:
+        await TaskSupervisor.async_nolink(sup, lambda: otp.send(me, "ran"))
+
+    pid = otp.spawn(owner)
+    ref = otp.monitor(pid)
+    otp.exit(pid, otp.KILL)
+    await assert_receive(otp.Down(ref, pid, otp.KILLED))
+    await otp.sys.resume(sup)
+    from behaviours import DynamicSupervisor
+
+    while await DynamicSupervisor.which_children(sup):  # it started, saw its owner gone
+        await asyncio.sleep(0)
+    await refute_receive("ran", 0.01)
     otp.unlink(sup)
     await Agent.stop(sup)
