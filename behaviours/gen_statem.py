@@ -31,7 +31,8 @@ The machine runs on the GenServer loop (start, calls, `otp.sys`, crash reports, 
 upgrades): its state there is the machine, and `otp.sys.get_state` shows `(state, data)`.
 Postponed events are retried after a state change, after the events inserted with
 `NextEvent`, in their original order; a state change cancels the state timeout; any event
-cancels the event timeout; generic timeouts live until they fire or are re-armed.
+cancels the event timeout; generic timeouts live until they fire or are re-armed. Zero-time
+timeouts fire once the queued events have run, in the order set, before the mailbox.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from otp import IGNORE, Pid, Ref
 from otp._process import current
 
 from ._child_spec import ChildSpec
-from ._results import NO_STATE, BadReturn, Init, NoReply, Stop, _Result
+from ._results import NO_STATE, BadReturn, Init, NoReply, Stop, _Marker, _Result
 from .gen_server import _DEFAULT_VSN, GenServer, Name, _ModuleVersion
 
 __all__ = [
@@ -312,13 +313,12 @@ class _Machine:
         "cls",
         "data",
         "function",
-        "has_zero_event",
         "noreply",
         "postponed",
         "queue",
         "state",
+        "t0q",
         "timers",
-        "zero_event",
     )
 
     def __init__(self, cls: type[GenStatem], callbacks: GenStatem, state: Any, data: Any) -> None:
@@ -331,8 +331,8 @@ class _Machine:
         self.postponed: list[tuple[Any, Any]] = []
         self.queue: deque[tuple[Any, Any]] = deque()
         self.timers: dict[Any, tuple[Ref, Any, Any]] = {}  # key -> (token, tref, event)
-        self.zero_event: Any = None  # a zero event timeout's message, while one is pending
-        self.has_zero_event = False
+        # the zero timeouts set, in order: they fire once the queue is empty (gen_statem's t0q)
+        self.t0q: list[Any] = []
         self.noreply = NoReply(self)  # (the result of nearly every event: made once)
 
     def moved(self, cls: type[GenStatem], callbacks: GenStatem, state: Any, data: Any) -> _Machine:
@@ -343,7 +343,7 @@ class _Machine:
             deque(self.queue),
             dict(self.timers),
         )
-        new.zero_event, new.has_zero_event = self.zero_event, self.has_zero_event
+        new.t0q = list(self.t0q)
         return new
 
     # -- events --------------------------------------------------------------------------
@@ -352,7 +352,7 @@ class _Machine:
         """One event from the mailbox, then everything it queued; a GenServer result."""
         try:
             pending = self.run(event_type, content)
-            if pending is None and (self.queue or self.has_zero_event):
+            if pending is None and (self.queue or self.t0q):
                 pending = self.step()
             while pending is not None:
                 await pending
@@ -362,37 +362,36 @@ class _Machine:
         return self.noreply
 
     def handle_plain(self, event_type: Any, content: Any) -> Any:
-        """`handle` for a machine whose callbacks are all plain `def`: no coroutine at all."""
+        """`handle` for a machine whose callbacks are all plain `def`: no coroutine at all.
+        (One that returns a coroutine after all, from code loaded since, or a decorated
+        `async def`, is awaited in the GenServer's continue.)"""
         try:
-            self.run(event_type, content)
-            if self.queue or self.has_zero_event:
-                self.step()
+            pending = self.run(event_type, content)
+            if pending is None and (self.queue or self.t0q):
+                pending = self.step()
         except _Halt as halt:
             return halt.result
-        return self.noreply
+        return self.noreply if pending is None else NoReply(self, continue_=pending)
 
     def step(self) -> Coroutine[Any, Any, None] | None:
-        """Handle the queued events (then a zero event timeout, if nothing else waits) until
-        one needs awaiting: that; None when all is done."""
+        """Handle the queued events, then the zero timeouts in the order they were set,
+        until one needs awaiting: that; None when all is done."""
         while True:
             while self.queue:
                 pending = self.run(*self.queue.popleft())
                 if pending is not None:
                     return pending
-            if not self.has_zero_event:
+            if not self.t0q:
                 return None
-            msg, self.zero_event, self.has_zero_event = self.zero_event, None, False
-            if current().mbox:  # events are waiting: a zero event timeout never fires
-                return None
-            pending = self.run("timeout", msg)
+            _, _, event = self.timers.pop(self.t0q.pop(0))
+            pending = self.run(*event)
             if pending is not None:
                 return pending
 
     def run(self, event_type: Any, content: Any) -> Coroutine[Any, Any, None] | None:
         """Handle one event; what is left to await when a callback is async (None: done).
         (A plain function, so a machine of plain `def` callbacks makes no coroutine here.)"""
-        self.has_zero_event = False  # any event cancels the event timeout
-        if self.timers and "event" in self.timers:
+        if self.timers and "event" in self.timers:  # any event cancels the event timeout
             self.cancel("event")
         if self.by_state:
             function = self.function or self.state_function(event_type, content)
@@ -445,7 +444,8 @@ class _Machine:
     def bad(self, event_type: Any, content: Any, value: Any, expected: str) -> NoReturn:
         """Stop: the callback for this event returned (or listed) `value`; the reason names
         the callback, the state, the event and the value."""
-        name = self.state if self.by_state or event_type == "enter" else "handle_event"
+        by_state = self.state if self.by_state else "handle_event"
+        name = "init" if event_type is _INIT else by_state
         self.fail(
             BadReturn(
                 f"{self.cls.__qualname__}.{name}",
@@ -486,30 +486,37 @@ class _Machine:
             return self.state if kind is RepeatState and self.cls.state_enter else _NO_ENTER
         postpone = False
         inserted: list[tuple[Any, Any]] = []
-        zero: list[tuple[Any, Any]] = []
         if changed:
             self.cancel("state")
         for action in _listed(actions):
             atype = type(action)
             if atype is ReplyTo:
-                GenServer.reply(action.from_, action.value)
+                to = action.from_
+                if not (type(to) is tuple and len(to) == 2 and type(to[0]) is Pid):
+                    self.bad(
+                        event_type,
+                        content,
+                        action,
+                        "ReplyTo(from_, value) with the from_ of a call event",
+                    )
+                GenServer.reply(to, action.value)
             elif atype is Postpone and not enter:
-                postpone = True
+                postpone = event_type is not _INIT  # (nothing to postpone at the start)
             elif atype is NextEvent and not enter:
                 inserted.append((action.type, action.content))
             elif atype is StateTimeout:
-                self.arm("state", "state_timeout", action.seconds, action.msg, zero)
+                self.arm("state", "state_timeout", action, event_type, content)
             elif atype is GenericTimeout:
                 key = ("generic", action.name)
-                self.arm(key, ("timeout", action.name), action.seconds, action.msg, zero)
+                self.arm(key, ("timeout", action.name), action, event_type, content)
             elif atype is EventTimeout:
-                self.arm("event", "timeout", action.seconds, action.msg, zero)
+                self.arm("event", "timeout", action, event_type, content)
             elif atype is not Hibernate:
                 why = "in an enter call" if atype in (Postpone, NextEvent) else "not an action"
                 self.bad(event_type, content, action, f"an action ({why})")
         if postpone:
             self.postponed.append((event_type, content))
-        first = inserted + zero
+        first = inserted
         if changed:
             old, self.state, self.function = self.state, new_state, None
             first += self.postponed
@@ -538,31 +545,31 @@ class _Machine:
 
     # -- timers ---------------------------------------------------------------------------
 
-    def arm(
-        self, key: Any, event_type: Any, seconds: float, msg: Any, zero: list[tuple[Any, Any]]
-    ) -> None:
-        """Set (or, with math.inf, cancel) a timeout; a zero one is an event right away."""
+    def arm(self, key: Any, timeout_type: Any, action: Any, event_type: Any, content: Any) -> None:
+        """Set (or, with math.inf, cancel) a timeout; a zero one waits in `t0q` until the
+        queue is empty, where a state change or a new setting can still cancel it."""
         self.cancel(key)
+        seconds, event = action.seconds, (timeout_type, action.msg)
         if seconds == math.inf:
             return
-        if type(seconds) not in (int, float) or seconds < 0:
-            self.fail(ValueError(f"a timeout takes seconds >= 0 or math.inf, got {seconds!r}"))
+        if type(seconds) not in (int, float) or not 0 <= seconds < math.inf:
+            self.bad(event_type, content, action, "a timeout of seconds >= 0 or math.inf")
         if seconds == 0:
-            if key == "event":
-                self.zero_event, self.has_zero_event = msg, True
-            else:
-                zero.append((event_type, msg))
+            self.timers[key] = (None, None, event)  # type: ignore[assignment]
+            self.t0q.append(key)
             return
         token = otp.make_ref()
         tref = otp.send_after(seconds, current().pid, (TIMER, token))
-        self.timers[key] = (token, tref, (event_type, msg))
+        self.timers[key] = (token, tref, event)
 
     def cancel(self, key: Any) -> None:
-        if key == "event":
-            self.has_zero_event = False
         timer = self.timers.pop(key, None)
-        if timer is not None:
+        if timer is None:
+            return
+        if timer[1] is not None:
             otp.cancel_timer(timer[1])
+        else:
+            self.t0q.remove(key)
 
     def fired(self, token: Ref) -> tuple[Any, Any] | None:
         """The event of the timer `token` stands for, if it is still armed."""
@@ -574,6 +581,7 @@ class _Machine:
 
 
 _NO_ENTER: Final[Any] = object()
+_INIT: Final[Any] = _Marker("<init>")  # the "event" init's actions come with
 
 
 def _listed(actions: Any) -> Iterable[Any]:
@@ -605,17 +613,27 @@ class _StatemServer(GenServer[_Machine]):
             )
         machine = _Machine(cls, callbacks, result[0], result[1])
         actions = result[2] if len(result) == 3 else ()
-        try:  # init's actions and the first enter call, as after a state change
-            machine.apply(KeepState(KEEP, actions), "init", None, False)
-            pending = machine.enter(machine.state) if cls.state_enter else None
+        # started: init's actions, the first enter call and the events they insert run
+        # once the starter has its answer, as gen_statem does after init_ack
+        return Init(machine, continue_=(_INIT, actions))
+
+    async def handle_continue(self, continue_: Any, machine: _Machine) -> Any:
+        """The start's rest (init's actions and the first enter call), or what a plain
+        machine's callback left to await."""
+        try:
+            if type(continue_) is tuple and continue_[0] is _INIT:
+                machine.apply(KeepState(KEEP, continue_[1]), _INIT, None, False)
+                pending = machine.enter(machine.state) if machine.cls.state_enter else None
+            else:
+                pending = continue_
             if pending is None:
                 pending = machine.step()
             while pending is not None:
                 await pending
                 pending = machine.step()
         except _Halt as halt:
-            return Stop(halt.result.reason)
-        return Init(machine)
+            return halt.result
+        return machine.noreply
 
     async def handle_call(self, request: Any, from_: Any, machine: _Machine) -> Any:
         return await machine.handle(("call", from_), request)

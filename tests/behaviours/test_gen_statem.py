@@ -263,14 +263,126 @@ async def test_zero_timeouts_come_after_inserted_events_in_the_order_set(node: o
     await GenStatem.stop(pid)
 
 
-async def test_a_zero_event_timeout_never_fires_when_a_message_waits(node: object) -> None:
-    """Case 128's event timeout, with the next event already in the mailbox."""
+async def test_a_zero_event_timeout_fires_once_the_machine_has_nothing_queued(
+    node: object,
+) -> None:
+    """Case 128's event timeout: inserted events cancel it; a message still in the mailbox
+    does not (gen_statem fires zero timeouts before it reads the mailbox again)."""
     pid = await Timers.start(None)
     await otp.sys.suspend(pid)  # both casts are queued before it looks at either
     GenStatem.cast(pid, "arm")
     GenStatem.cast(pid, "next")
     await otp.sys.resume(pid)
-    assert await GenStatem.call(pid, "log") == [("a", "cast", "arm"), ("a", "cast", "next")]
+    assert await GenStatem.call(pid, "log") == [
+        ("a", "cast", "arm"),
+        ("a", "timeout", "z"),
+        ("a", "cast", "next"),
+    ]
+    await GenStatem.stop(pid)
+
+
+class ZeroTimeouts(GenStatem):
+    """Zero timeouts wait until the queue is empty, where they can still be cancelled."""
+
+    callback_mode = "handle_event_function"
+
+    def init(self, arg: Any) -> Any:
+        return "s1", {"log": []}, [Postpone()]  # (nothing to postpone at the start: ignored)
+
+    def handle_event(self, event_type: Any, content: Any, state: Any, data: Any) -> Any:
+        if type(event_type) is tuple and event_type[0] == "call":
+            return KeepState(data, [ReplyTo(event_type[1], data["log"])])
+        data = log(data, state, event_type, content)
+        match event_type, content:
+            case "cast", "moves":  # a zero state timeout, then a move that cancels it
+                return KeepState(data, [StateTimeout(0, "x"), NextEvent("internal", "move")])
+            case "internal", "move":
+                return NextState("s2", data)
+            case "cast", "twice":  # the last setting wins; math.inf cancels
+                return KeepState(
+                    data,
+                    [
+                        StateTimeout(0, "a"),
+                        StateTimeout(0, "b"),
+                        GenericTimeout("g", 0, "g"),
+                        GenericTimeout("g", math.inf),
+                    ],
+                )
+            case "cast", "p":
+                return KeepState(data, [Postpone()]) if state == "s2" else KeepState(data)
+            case "cast", "go":
+                return NextState("s3", data, [StateTimeout(0, "after the postponed")])
+        return KeepState(data)
+
+
+async def test_zero_timeouts_can_be_cancelled_and_come_after_postponed_events(
+    node: object,
+) -> None:
+    pid = await ZeroTimeouts.start(None)
+    GenStatem.cast(pid, "moves")
+    GenStatem.cast(pid, "twice")
+    GenStatem.cast(pid, "p")
+    GenStatem.cast(pid, "go")
+    assert await GenStatem.call(pid, "log") == [
+        ("s1", "cast", "moves"),
+        ("s1", "internal", "move"),  # the state changed: the zero state timeout is gone
+        ("s2", "cast", "twice"),
+        ("s2", "state_timeout", "b"),  # only the last setting; g was cancelled
+        ("s2", "cast", "p"),
+        ("s2", "cast", "go"),
+        ("s3", "cast", "p"),  # the postponed event, then the zero state timeout
+        ("s3", "state_timeout", "after the postponed"),
+    ]
+    await GenStatem.stop(pid)
+
+
+async def test_start_returns_before_the_events_init_inserts_run(node: object) -> None:
+    """gen_statem acknowledges the start, then runs init's actions and enter call."""
+
+    class Slow(GenStatem):
+        def init(self, me: Any) -> Any:
+            return "connecting", me, [NextEvent("internal", "connect")]
+
+        async def connecting(self, event_type: Any, content: Any, me: Any) -> Any:
+            if event_type == "internal":
+                otp.send(me, ("connecting", otp.self()))
+                await otp.receive(lambda m: m == "connected")
+                return NextState("up", me)
+            return KeepState(me, [Postpone()])
+
+        def up(self, event_type: Any, content: Any, me: Any) -> Any:
+            return KeepState(me, [ReplyTo(event_type[1], "up")])
+
+    pid: Any = await Slow.start(otp.self())  # returns while "connect" still waits
+    await assert_receive(("connecting", pid))
+    otp.send(pid, "connected")
+    assert await GenStatem.call(pid, "state?") == "up"
+    await GenStatem.stop(pid)
+
+
+async def test_a_plain_machine_whose_callback_returns_a_coroutine_still_runs_it(
+    node: object,
+) -> None:
+    import functools
+
+    def traced(fn: Any) -> Any:
+        @functools.wraps(fn)
+        def wrapper(*args: Any) -> Any:
+            return fn(*args)  # a plain def that returns fn's coroutine
+
+        return wrapper
+
+    class Decorated(GenStatem):
+        def init(self, arg: Any) -> Any:
+            return "s", 0
+
+        @traced
+        async def s(self, event_type: Any, content: Any, data: int) -> Any:
+            return KeepState(data + 1, [ReplyTo(event_type[1], data + 1)])
+
+    pid = await Decorated.start(None)
+    assert await GenStatem.call(pid, "one") == 1
+    assert await GenStatem.call(pid, "two") == 2
     await GenStatem.stop(pid)
 
 
