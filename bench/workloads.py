@@ -358,6 +358,56 @@ async def otp_gen_call(n: int) -> float:
     return elapsed
 
 
+async def otp_gen_call_named(n: int, via: bool = False) -> float:
+    """`otp_gen_call` by a registered name, or with `via` by ("via", registry, key)."""
+    if via:
+        await otp.Registry.start_link("bench")
+        name: Any = ("via", "bench", "counter")
+    else:
+        name = "counter"
+    pid = await CounterServer.start_link(0, name=name)
+    call = GenServer.call
+    start = time.perf_counter()
+    for _ in range(n):
+        await call(name, "get")
+    elapsed = time.perf_counter() - start
+    otp.unlink(pid)  # type: ignore[arg-type]
+    await GenServer.stop(pid)
+    return elapsed
+
+
+async def otp_dispatch(rounds: int, registry: bool = False) -> float:
+    """`rounds` messages to each of 1,000 processes: a send each, or with `registry` one
+    `otp.Registry.dispatch` to the 1,000 under one duplicate key."""
+    me = otp.self()
+
+    async def member() -> None:
+        if registry:
+            otp.Registry.register("fanout", "all")
+        otp.send(me, "ready")
+        for _ in range(rounds):
+            await otp.receive()
+        otp.send(me, "done")
+
+    if registry:
+        await otp.Registry.start_link("fanout", keys="duplicate")
+    pids = [otp.spawn(member) for _ in range(FANOUT_SERVERS)]
+    for _ in pids:
+        await otp.receive(lambda m: m == "ready")
+    send = otp.send
+    start = time.perf_counter()
+    for _ in range(rounds):
+        if registry:
+            otp.Registry.dispatch("fanout", "all", lambda es: [send(p, "m") for p, _ in es])
+        else:
+            for pid in pids:
+                send(pid, "m")
+        await asyncio.sleep(0)
+    for _ in pids:
+        await otp.receive(lambda m: m == "done")
+    return time.perf_counter() - start
+
+
 async def otp_gen_call_metrics(n: int, call_sample: int | None = None) -> float:
     """`otp_gen_call` with the node's metrics on (`otp.ops.enable_metrics`), into an SDK
     meter provider with an in-memory reader; `call_sample` None: the default sampling."""
