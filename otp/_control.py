@@ -1,5 +1,5 @@
-"""The control socket: how `otp status`, `otp tree`, `otp stop`, `otp eval` and
-`otp remote` reach a running node.
+"""The control socket: how `otp status`, `otp tree`, `otp top`, `otp stop`, `otp eval`
+and `otp remote` reach a running node.
 
 A Unix domain socket in the run directory (owner-only), one request per connection:
 a frame is a 4-byte big-endian length and a msgpack body (msgspec; never pickle).
@@ -28,6 +28,7 @@ import ast
 import asyncio
 import builtins
 import contextlib
+import heapq
 import hmac
 import inspect
 import linecache
@@ -40,6 +41,7 @@ import socket
 import time
 import traceback
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -48,11 +50,13 @@ import msgspec
 from . import _node
 from . import sys as otp_sys
 from ._mailbox import receive, send
-from ._process import Process
+from ._process import Process, current
 from ._signals import kill
 from ._spawn import spawn
 from ._values import KILLED, NORMAL, SHUTDOWN, Pid
 from .errors import OTPError
+from .ops import _alarms
+from .reports import describe_entry
 
 __all__ = [
     "Complete",
@@ -673,6 +677,157 @@ def _name(value: Any) -> str:
     return getattr(value, "__qualname__", None) or repr(value)
 
 
+# -- otp top: the busiest processes, the supervisors and the alarms ------------------------
+
+TOP_LIMIT: Final = 30  # process rows `top` answers unless asked for another number
+TOP_MAX_LIMIT: Final = 10_000
+TOP_SORTS: Final = ("mailbox", "rate")
+TOP_SESSIONS: Final = 8  # viewers whose last sample a node keeps (for their rates)
+TOP_IDLE: Final = 60.0  # seconds: a viewer not heard from for this long is forgotten
+
+
+@dataclass(slots=True)
+class _Sample:
+    """What one viewer of `otp top` saw last: each process's message count, by pid id."""
+
+    node: _node.Node
+    at: float  # time.monotonic()
+    counts: dict[int, int]
+
+
+_samples: dict[str, _Sample] = {}  # by the viewer's session token
+
+
+def _top_args(args: dict[str, Any]) -> tuple[int, str, str | None]:
+    limit = args.get("limit", TOP_LIMIT)
+    if type(limit) is not int or not 1 <= limit <= TOP_MAX_LIMIT:
+        raise ValueError(f"limit is a whole number from 1 to {TOP_MAX_LIMIT}; got {limit!r}")
+    sort = args.get("sort", "mailbox")
+    if sort not in TOP_SORTS:
+        raise ValueError(f"sort is one of {', '.join(TOP_SORTS)}; got {sort!r}")
+    session = args.get("session")
+    if session is not None and (type(session) is not str or not 0 < len(session) <= 64):
+        raise ValueError(f"session is a token of 1 to 64 characters; got {session!r}")
+    return limit, sort, session
+
+
+async def _top(args: dict[str, Any]) -> dict[str, Any]:
+    """The `limit` processes with the longest mailboxes (or highest message rates), from
+    one pass over the process table; the supervisors with their children's restarts; the
+    active alarms. A message rate is messages received per second since the same
+    `session`'s previous request (None on its first): the node keeps each session's last
+    message counts, for at most TOP_SESSIONS sessions, each until TOP_IDLE seconds unused.
+    Nothing is counted per message: `msg_count` is kept by the mailbox anyway."""
+    limit, sort, session = _top_args(args)
+    node = _node.get()
+    now = time.monotonic()
+    for token, old in list(_samples.items()):  # forget viewers gone (and dead nodes)
+        if old.node is not node or now - old.at > TOP_IDLE:
+            del _samples[token]
+    last = None if session is None else _samples.pop(session, None)
+    before = {} if last is None else last.counts
+    counts: dict[int, int] = {}
+    by_rate = sort == "rate"
+    # one pass; a heap of the top `limit` (sort key, second key, age: older first on ties)
+    heap: list[tuple[int, int, int]] = []
+    received = 0
+    procs = node.procs
+    me = current()  # (the process answering this request is left out of the rows)
+    for pid_id, proc in procs.items():
+        count = proc.msg_count
+        counts[pid_id] = count
+        delta = count - before.get(pid_id, 0)  # (a new process: all it received is new)
+        received += delta
+        if proc is me:
+            continue
+        mbox = proc.mbox
+        length = len(mbox) if mbox else 0
+        item = (delta, length, -pid_id) if by_rate else (length, delta, -pid_id)
+        if len(heap) < limit:
+            heapq.heappush(heap, item)
+        elif item > heap[0]:
+            heapq.heapreplace(heap, item)
+    if session is not None:
+        if len(_samples) >= TOP_SESSIONS:  # the longest unused goes
+            del _samples[min(_samples, key=lambda t: _samples[t].at)]
+        _samples[session] = _Sample(node, now, counts)
+    elapsed = None if last is None else now - last.at
+    rows = []
+    for first, second, age in sorted(heap, reverse=True):
+        proc = procs[-age]  # (no await since the pass: it is still there)
+        delta = first if by_rate else second
+        rows.append(
+            {
+                "pid": repr(proc.pid),
+                "name": proc.regname,
+                "behaviour": None if proc.behaviour is None else _name(proc.behaviour),
+                "initial_call": describe_entry(proc.entry),
+                "application": proc.app,
+                "mailbox": len(proc.mbox or ()),
+                "messages": proc.msg_count,
+                "rate": None if not elapsed else delta / elapsed,
+                "system": -age in node.system,
+            }
+        )
+    return {
+        "node": node.name,
+        "uptime": round(time.time() - node.started_at, 3),
+        "processes": len(node.procs),
+        "sort": sort,
+        "interval": elapsed,
+        "rate": None if not elapsed else received / elapsed,
+        "rows": rows,
+        "supervisors": await _supervisors(node),
+        "alarms": [alarm.as_json() for alarm in _alarms.active(node)],
+    }
+
+
+async def _supervisors(node: _node.Node) -> list[dict[str, Any]]:
+    """Each supervisor of the applications' trees, top down, with its number of children
+    and their restarts (as `otp tree` reads them: one `get_children` each)."""
+    found: list[dict[str, Any]] = []
+    apps = node.apps
+    if apps is None:
+        return found
+    todo: list[tuple[Any, str, int]] = []
+    for name in reversed(apps.order):
+        top = apps.running[name].top
+        if type(top) is Pid:
+            todo.append((top, name, 0))
+    while todo:
+        pid, app, depth = todo.pop()
+        proc = pid._proc
+        if proc is None or proc.behaviour is None:
+            continue
+        entry: dict[str, Any] = {
+            "pid": repr(pid),
+            "name": proc.regname,
+            "behaviour": _name(proc.behaviour),
+            "application": app,
+            "children": None,
+            "restarts": None,
+        }
+        found.append(entry)
+        if depth >= MAX_DEPTH:
+            entry["unavailable"] = f"deeper than {MAX_DEPTH} levels"
+            continue
+        try:
+            children = await otp_sys.get_children(pid, TREE_WAIT)
+        except OTPError as exc:  # busy (starting a child) or gone meanwhile: say so, go on
+            entry["unavailable"] = "busy" if isinstance(exc, TimeoutError) else "gone"
+            continue
+        if children is None:
+            continue
+        entry["children"] = len(children)
+        entry["restarts"] = sum(restarts for _, _, _, restarts in children)
+        todo.extend(
+            (child, app, depth + 1)
+            for _, child, kind, _ in reversed(children)
+            if kind == "supervisor" and type(child) is Pid
+        )
+    return found
+
+
 async def _stop(args: dict[str, Any]) -> str:
     """A clean stop, as SIGTERM; asked again while stopping, an exit at once, as a second
     SIGTERM (the node's signal handler does it)."""
@@ -720,6 +875,7 @@ _COMMANDS: Final[dict[str, Callable[[dict[str, Any]], Awaitable[Any]]]] = {
     "status": _status,
     "tree": _tree,
     "stop": _stop,
+    "top": _top,
     **{
         f"release_{step}": _release_step(step)
         for step in ("check", "upgrade", "rollback", "permanent", "list")

@@ -5,6 +5,8 @@
             [--ops-port PORT [--ops-host HOST]]
     otp run --release [VSN] [--build-dir B] ...   (a release's snapshot: the permanent one)
     otp status | tree [--json] | stop        [--name N] [--run-dir D] [--cookie C]
+    otp top [--sort mailbox|rate] [--interval S] [--limit N] [--once]
+                                             [--name N] [--run-dir D] [--cookie C]
     otp remote                               [--name N] [--run-dir D] [--cookie C]
     otp eval CODE [--timeout S]              [--name N] [--run-dir D] [--cookie C]
     otp release build SPEC [--build-dir B]
@@ -153,6 +155,31 @@ def _parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=30.0, help="seconds, then it is killed (default 30)"
     )
     eval_p.set_defaults(handler=_eval)
+
+    top_p = commands.add_parser(
+        "top", help="a live view of the busiest processes, the supervisors and the alarms"
+    )
+    common(top_p)
+    top_p.add_argument(
+        "--sort",
+        choices=_control.TOP_SORTS,
+        default="mailbox",
+        help="order processes by mailbox length (default) or messages received per second",
+    )
+    top_p.add_argument(
+        "--interval", type=float, default=1.0, metavar="S", help="seconds between refreshes"
+    )
+    top_p.add_argument(
+        "--limit",
+        type=int,
+        default=_control.TOP_LIMIT,
+        metavar="N",
+        help=f"how many processes to show (default {_control.TOP_LIMIT})",
+    )
+    top_p.add_argument(
+        "--once", action="store_true", help="print one frame (rates over one interval), exit"
+    )
+    top_p.set_defaults(handler=_top)
 
     for name, handler, text in (
         ("status", _status, "the node, its applications and processes"),
@@ -678,6 +705,30 @@ def _print_plan(plan: dict[str, Any]) -> None:
                 f"{app} {sorted({k for v in c.values() for k in v})}" for app, c in value.items()
             ]
         print(f"  {label}: {', '.join(map(str, value))}")
+
+
+def _top(args: argparse.Namespace) -> int:
+    if not 0 < args.interval < 3600:
+        raise ValueError(
+            f"--interval is a number of seconds above 0 (and under 3600); got {args.interval:g}"
+        )
+    if not 1 <= args.limit <= _control.TOP_MAX_LIMIT:
+        raise ValueError(
+            f"--limit is a number of processes from 1 to {_control.TOP_MAX_LIMIT}; got {args.limit}"
+        )
+    from .ops import _top  # (rich is imported by the commands that draw, not by `otp run`)
+
+    path, cookie = _reach(args)
+    if not args.once:  # (it ends on q or Ctrl-C)
+        _top.live(path, cookie, limit=args.limit, sort=args.sort, interval=args.interval)
+        return 0
+    try:
+        _top.once(
+            path, cookie, limit=args.limit, sort=args.sort, interval=args.interval, out=sys.stdout
+        )
+    except KeyboardInterrupt:  # Ctrl-C while it samples: no frame, no traceback
+        return 130
+    return 0
 
 
 def _stop(args: argparse.Namespace) -> int:
