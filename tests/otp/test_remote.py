@@ -228,13 +228,14 @@ def test_remote_shell_takes_a_block_over_several_lines(shell: Shell) -> None:
 def test_remote_shell_shows_a_traceback_and_carries_on(shell: Shell) -> None:
     shell.run("def fail(): return 1 / 0", shell.prompt.replace(">>> ", "... "))
     shell.run("")
-    assert shell.run("fail()").splitlines() == [
+    shown = shell.run("fail()").splitlines()
+    markers = set(" ~^")  # (the lines of carets under the code differ between Pythons)
+    assert [line for line in shown if not set(line) <= markers] == [
         "Traceback (most recent call last):",
         '  File "<remote-2>", line 1, in <module>',
         "    fail()",
         '  File "<remote-1>", line 1, in fail',
         "    def fail(): return 1 / 0",
-        "                       ~~^~~",
         "ZeroDivisionError: division by zero",
     ]
     assert shell.run("1 + 1") == "2\n"
