@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -14,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import msgspec
 import pytest
@@ -113,6 +115,12 @@ class Node:
             return False
         return True
 
+    def kill(self) -> None:
+        """End it now if it still runs (a test's cleanup)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
     def finish(self, timeout: float = 20.0) -> int:
         code = self.proc.wait(timeout=timeout)
         while True:
@@ -122,16 +130,23 @@ class Node:
             self.lines.append(line)
 
 
+N = TypeVar("N", bound=Node)
+
+
+@contextlib.contextmanager
+def running(node: N) -> Iterator[N]:
+    """`node` once it has logged its start; killed at the end if it still runs."""
+    try:
+        node.wait_for(f"node {node.name}@")
+        yield node
+    finally:
+        node.kill()
+
+
 @pytest.fixture
 def node(tmp_path: Path) -> Iterator[Node]:
-    started = Node(tmp_path / "run", "--set", "chat.motd='welcome'")
-    try:
-        started.wait_for("node t@")
+    with running(Node(tmp_path / "run", "--set", "chat.motd='welcome'")) as started:
         yield started
-    finally:
-        if started.proc.poll() is None:
-            started.proc.kill()
-            started.proc.wait()
 
 
 def test_status_lists_the_applications_in_start_order(node: Node) -> None:

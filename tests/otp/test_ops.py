@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.otp.test_cli import ROOT, Node
+from tests.otp.test_cli import ROOT, Node, running
 
 DEMO = "tests.otp.ops_samples:demo"
 
@@ -71,14 +71,8 @@ class OpsNode(Node):
 
 @pytest.fixture
 def ops_node(tmp_path: Path) -> Iterator[OpsNode]:
-    node = OpsNode(tmp_path / "run")
-    try:
-        node.wait_for("node t@")
+    with running(OpsNode(tmp_path / "run")) as node:
         yield node
-    finally:
-        if node.proc.poll() is None:
-            node.proc.kill()
-            node.proc.wait()
 
 
 def test_metrics_show_the_restart_counter_growing_while_a_child_crashes(

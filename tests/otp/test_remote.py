@@ -17,7 +17,7 @@ import msgspec
 import pexpect
 import pytest
 
-from tests.otp.test_cli import ROOT, Node
+from tests.otp.test_cli import ROOT, Node, running
 
 SPEC = "tests.otp.cli_samples:pool"
 
@@ -30,14 +30,8 @@ pytestmark = pytest.mark.filterwarnings(
 
 @pytest.fixture
 def node(tmp_path: Path) -> Iterator[Node]:
-    started = Node(tmp_path / "run", spec=SPEC)
-    try:
-        started.wait_for("node t@")
+    with running(Node(tmp_path / "run", spec=SPEC)) as started:
         yield started
-    finally:
-        if started.proc.poll() is None:
-            started.proc.kill()
-            started.proc.wait()
 
 
 def evaluate(node: Node, code: str, *extra: str) -> subprocess.CompletedProcess[str]:

@@ -20,6 +20,7 @@ import pytest
 import otp
 from otp import _control
 from tests.otp.test_cli import ROOT, Node
+from tests.otp.test_cli import running as up
 
 SPEC = "tests.otp.cli_samples:pool"
 
@@ -33,14 +34,8 @@ pytestmark = pytest.mark.filterwarnings(
 @pytest.fixture
 def running(tmp_path: Path) -> Iterator[Node]:
     """`otp run` of the pool application, in a subprocess."""
-    started = Node(tmp_path / "run", spec=SPEC)
-    try:
-        started.wait_for("node t@")
+    with up(Node(tmp_path / "run", spec=SPEC)) as started:
         yield started
-    finally:
-        if started.proc.poll() is None:
-            started.proc.kill()
-            started.proc.wait()
 
 
 def evaluate(running: Node, code: str) -> str:
