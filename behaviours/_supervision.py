@@ -14,7 +14,7 @@ from typing import Any, Final, Literal
 
 import otp
 from otp import KILL, KILLED, NORMAL, SHUTDOWN, Down, Exit, Pid, Ref, is_abnormal
-from otp._process import current
+from otp.gen import current
 from otp.reports import emit
 
 from ._child_spec import ChildSpec

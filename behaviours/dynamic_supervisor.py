@@ -20,7 +20,7 @@ from typing import Any, Final
 
 import otp
 from otp import SHUTDOWN, Pid
-from otp._process import current
+from otp.gen import current
 
 from ._child_spec import ChildSpec, InvalidChildSpec, check, to_spec
 from ._results import NoReply, Reply, Stop

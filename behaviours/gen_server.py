@@ -42,10 +42,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Final, Generic, NoReturn, TypeVar
 
 import otp
-from otp import IGNORE, NORMAL, Exit, ExitError, Pid, Ref, StartError, _call, is_abnormal
+from otp import IGNORE, NORMAL, Exit, ExitError, Pid, Ref, StartError, is_abnormal
+from otp import gen as _call
 from otp import sys as otp_sys
-from otp._mailbox import deliver, send
-from otp._process import Process, current
+from otp.gen import Process, current, deliver, send
 from otp.reports import emit
 
 from ._child_spec import ChildSpec
@@ -377,7 +377,7 @@ class GenServer(Generic[S]):
                 f"enter_loop as {name!r}: the process is registered as {proc.regname!r}",
             )
         proc.behaviour = cls
-        parent = None if proc.parent == otp._node.get().init_pid else proc.parent
+        parent = None if proc.parent == _call.node().init_pid else proc.parent
         server = _Server(proc, cls, cls(), state, parent, name)
         server.set_timeout(timeout)
         await server.serve()
@@ -603,7 +603,7 @@ class _Server:
         self.continue_: Any = NO_CONTINUE
         self.last_message: Any = None
         self.loop = asyncio.get_running_loop()
-        self.node_pid = otp._node.get().init_pid
+        self.node_pid = _call.node().init_pid
         self.bind(cls, callbacks)
 
     def bind(self, cls: type[GenServer[Any]], callbacks: GenServer[Any]) -> None:
@@ -820,7 +820,7 @@ class _Server:
         return shown
 
     async def report(self, reason: Any, exc: BaseException | None) -> None:
-        if not _logger.isEnabledFor(logging.ERROR) and not otp._node.get().report_watchers:
+        if not _logger.isEnabledFor(logging.ERROR) and not _call.node().report_watchers:
             return  # (a release's watch window counts crashes whatever the log levels)
         last = self.last_message
         client = last[1][0] if type(last) is tuple and len(last) == 3 and last[0] == CALL else None

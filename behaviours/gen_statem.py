@@ -47,7 +47,7 @@ from typing import Any, ClassVar, Final, NoReturn
 
 import otp
 from otp import IGNORE, Pid, Ref
-from otp._process import current
+from otp.gen import current
 
 from ._child_spec import ChildSpec
 from ._results import NO_STATE, BadReturn, Init, NoReply, Stop, _Marker, _Result

@@ -32,7 +32,7 @@ from typing import Any, Final, Literal
 
 import otp
 from otp import IGNORE, SHUTDOWN, Pid
-from otp._process import current
+from otp.gen import current
 
 from ._child_spec import ChildSpec, InvalidChildSpec, check, to_spec
 from ._results import BadReturn, NoReply, Reply, Stop

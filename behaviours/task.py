@@ -29,8 +29,7 @@ from typing import Any, Final, Literal
 
 import otp
 from otp import KILL, KILLED, SHUTDOWN, TIMEOUT, Down, ExitError, Pid, Ref
-from otp._process import current
-from otp._signals import kill
+from otp.gen import current, kill
 
 from ._child_spec import ChildSpec
 from .dynamic_supervisor import DynamicSupervisor

@@ -19,6 +19,7 @@ from __future__ import annotations
 from . import application as application
 from . import bridge as bridge
 from . import code as code
+from . import gen as gen
 from . import pg as pg
 from . import release as release
 from . import reports as reports
@@ -107,6 +108,7 @@ __all__ = [
     "code",
     "demonitor",
     "exit",
+    "gen",
     "is_abnormal",
     "is_alive",
     "link",

@@ -73,3 +73,26 @@ def test_behaviours_exports_are_sorted_and_public() -> None:
         "InvalidChildSpec",
     ]
     assert [name for name in contract if name not in behaviours.__all__] == []
+
+
+def test_behaviours_reach_the_kernel_only_through_its_public_modules() -> None:
+    """Behaviours use `otp` and `otp.gen` (for behaviour authors), never `otp._*`: a
+    behaviour of a user's own can do all that the framework's do."""
+    root = Path(__file__).resolve().parents[2] / "behaviours"
+    for path in sorted(root.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                private = node.module.startswith("otp._") or (
+                    node.module == "otp" and any(a.name.startswith("_") for a in node.names)
+                )
+                assert not private, f"{path.name}:{node.lineno} imports a private kernel module"
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    assert not alias.name.startswith("otp._"), f"{path.name} imports {alias.name}"
+            elif (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "otp"
+                and node.attr.startswith("_")
+            ):
+                raise AssertionError(f"{path.name}:{node.lineno} reads otp.{node.attr}")

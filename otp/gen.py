@@ -1,0 +1,60 @@
+"""otp.gen: what the behaviours are built on, for authors of behaviours (Erlang's `gen` and
+`proc_lib`).
+
+GenServer, Supervisor, DynamicSupervisor, GenStatem, Agent and Task use only this module and
+the public `otp` API. A behaviour of your own (a pool, a GenStage) is built the same way:
+
+- the calling process and its record: `current()` -> `Process` (`.pid`, `.behaviour`,
+  `.regname`, `.mbox`);
+- messages: `send(dest, msg)`; `deliver(process, msg)` to a record (the fast path);
+- the call protocol: `call`, `reply`, `send_request`, `wait_response`, `receive_response`,
+  `check_response`, `wait_any`, `RequestId`, `RequestIdCollection`, `From`,
+  `check_timeout`;
+- the node: `node()`, with `.init_pid` (the sender of the node's own signals) and
+  `.report_watchers`;
+- signals: `kill(process, reason)`, an exit signal no process can trap.
+
+A call is `("$gen_call", (caller, tag), request)` and its reply `(tag, value)`, as in
+Erlang; system messages (`otp.sys`) are `("system", from_, request)`, handled by
+`otp.sys.handle` for a process that implements `otp.sys.SystemHandler`.
+"""
+
+from __future__ import annotations
+
+from ._call import From as From
+from ._call import RequestId as RequestId
+from ._call import RequestIdCollection as RequestIdCollection
+from ._call import call as call
+from ._call import check_response as check_response
+from ._call import check_timeout as check_timeout
+from ._call import receive_response as receive_response
+from ._call import reply as reply
+from ._call import send_request as send_request
+from ._call import wait_any as wait_any
+from ._call import wait_response as wait_response
+from ._mailbox import deliver as deliver
+from ._mailbox import send as send
+from ._node import get as node
+from ._process import Process as Process
+from ._process import current as current
+from ._signals import kill as kill
+
+__all__ = [
+    "From",
+    "Process",
+    "RequestId",
+    "RequestIdCollection",
+    "call",
+    "check_response",
+    "check_timeout",
+    "current",
+    "deliver",
+    "kill",
+    "node",
+    "receive_response",
+    "reply",
+    "send",
+    "send_request",
+    "wait_any",
+    "wait_response",
+]
