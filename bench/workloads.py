@@ -347,29 +347,25 @@ async def bare_gen_call(n: int) -> float:
 
 
 async def otp_gen_call(n: int) -> float:
-    pid = await CounterServer.start_link(0)
-    call = GenServer.call
-    start = time.perf_counter()
-    for _ in range(n):
-        await call(pid, "get")
-    elapsed = time.perf_counter() - start
-    otp.unlink(pid)  # type: ignore[arg-type]
-    await GenServer.stop(pid)
-    return elapsed
+    return await _calls(n, None)
 
 
 async def otp_gen_call_named(n: int, via: bool = False) -> float:
     """`otp_gen_call` by a registered name, or with `via` by ("via", registry, key)."""
     if via:
         await otp.Registry.start_link("bench")
-        name: Any = ("via", "bench", "counter")
-    else:
-        name = "counter"
+        return await _calls(n, ("via", "bench", "counter"))
+    return await _calls(n, "counter")
+
+
+async def _calls(n: int, name: Any) -> float:
+    """`n` calls to a counter server, by its pid (`name` None) or by `name`."""
     pid = await CounterServer.start_link(0, name=name)
+    target = pid if name is None else name
     call = GenServer.call
     start = time.perf_counter()
     for _ in range(n):
-        await call(name, "get")
+        await call(target, "get")
     elapsed = time.perf_counter() - start
     otp.unlink(pid)  # type: ignore[arg-type]
     await GenServer.stop(pid)
