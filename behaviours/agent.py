@@ -19,7 +19,7 @@ import math
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from otp import Pid
+from otp import Overload, Pid
 
 from ._child_spec import ChildSpec
 from ._results import BadReturn, NoReply, Reply
@@ -35,22 +35,43 @@ class Agent(Generic[S]):
 
     @staticmethod
     async def start_link(
-        init: Callable[[], Any], *, name: str | None = None, timeout: float = math.inf
+        init: Callable[[], Any],
+        *,
+        name: str | None = None,
+        timeout: float = math.inf,
+        max_mailbox: int | None = None,
+        overload: Overload = "drop_newest",
     ) -> Pid:
         """Start an agent linked to the caller, its state what `init()` returns (run in the
-        agent; an exception there fails the start with `otp.StartError`)."""
+        agent; an exception there fails the start with `otp.StartError`). `max_mailbox` and
+        `overload` bound its mailbox (see `otp.spawn_opt`)."""
         pid = await _AgentServer.start_link(
-            _checked(init, "start_link"), name=name, timeout=timeout
+            _checked(init, "start_link"),
+            name=name,
+            timeout=timeout,
+            max_mailbox=max_mailbox,
+            overload=overload,
         )
         assert pid is not None  # (an agent never ignores its start)
         return pid
 
     @staticmethod
     async def start(
-        init: Callable[[], Any], *, name: str | None = None, timeout: float = math.inf
+        init: Callable[[], Any],
+        *,
+        name: str | None = None,
+        timeout: float = math.inf,
+        max_mailbox: int | None = None,
+        overload: Overload = "drop_newest",
     ) -> Pid:
         """`start_link` without the link."""
-        pid = await _AgentServer.start(_checked(init, "start"), name=name, timeout=timeout)
+        pid = await _AgentServer.start(
+            _checked(init, "start"),
+            name=name,
+            timeout=timeout,
+            max_mailbox=max_mailbox,
+            overload=overload,
+        )
         assert pid is not None
         return pid
 

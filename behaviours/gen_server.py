@@ -166,6 +166,8 @@ class GenServer(Generic[S]):
     """Base class of a GenServer's callbacks. Subclass it and override what you need."""
 
     vsn: ClassVar[str] = _DEFAULT_VSN  # type: ignore[assignment]
+    max_mailbox: ClassVar[int | None] = None  # a bound on the mailbox (None: unbounded)
+    overload: ClassVar[otp.Overload] = "drop_newest"  # what a full mailbox does
     _async: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -232,40 +234,61 @@ class GenServer(Generic[S]):
 
     @classmethod
     async def start_link(
-        cls, arg: Any = None, *, name: Name | None = None, timeout: float = math.inf
+        cls,
+        arg: Any = None,
+        *,
+        name: Name | None = None,
+        timeout: float = math.inf,
+        max_mailbox: int | None = None,
+        overload: otp.Overload | None = None,
     ) -> Pid | None:
         """Start a server linked to the caller; its pid, or None if `init` returned IGNORE.
 
+        `max_mailbox` and `overload` bound its mailbox (see `otp.spawn_opt`); they default
+        to the class attributes of the same names (unbounded).
         Raises `otp.StartError` if `init` raises or returns `Stop(reason)`, and
         `otp.AlreadyStartedError` if `name` is taken.
         """
-        pid, _ = await _start(cls, arg, name, timeout, link=True, keep_monitor=False)
+        bound = _bound(cls, max_mailbox, overload)
+        pid, _ = await _start(cls, arg, name, timeout, bound, link=True, keep_monitor=False)
         return pid
 
     @classmethod
     async def start(
-        cls, arg: Any = None, *, name: Name | None = None, timeout: float = math.inf
+        cls,
+        arg: Any = None,
+        *,
+        name: Name | None = None,
+        timeout: float = math.inf,
+        max_mailbox: int | None = None,
+        overload: otp.Overload | None = None,
     ) -> Pid | None:
         """Start a server with no link to the caller (see `start_link`)."""
-        pid, _ = await _start(cls, arg, name, timeout, link=False, keep_monitor=False)
+        bound = _bound(cls, max_mailbox, overload)
+        pid, _ = await _start(cls, arg, name, timeout, bound, link=False, keep_monitor=False)
         return pid
 
     @classmethod
     async def start_monitor(
-        cls, arg: Any = None, *, name: Name | None = None, timeout: float = math.inf
+        cls,
+        arg: Any = None,
+        *,
+        name: Name | None = None,
+        timeout: float = math.inf,
+        max_mailbox: int | None = None,
+        overload: otp.Overload | None = None,
     ) -> tuple[Pid, Ref] | None:
         """Start a server monitored by the caller; `(pid, monitor_ref)` (see `start_link`)."""
-        pid, ref = await _start(cls, arg, name, timeout, link=False, keep_monitor=True)
+        bound = _bound(cls, max_mailbox, overload)
+        pid, ref = await _start(cls, arg, name, timeout, bound, link=False, keep_monitor=True)
         return None if pid is None or ref is None else (pid, ref)
 
     @classmethod
     def child_spec(cls, arg: Any = None, **overrides: Any) -> ChildSpec:
-        """The spec a supervisor uses to run `cls.start_link(arg)`; `name=` names the server,
-        other keywords override spec fields (`id`, `restart`, `shutdown`, ...)."""
-        name = overrides.pop("name", None)
-        start = (cls.start_link, arg) if name is None else (_named_start, cls, arg, name)
-        spec = ChildSpec(id=cls, start=start, shutdown=5.0, modules=(cls,))
-        return spec.replace(**overrides) if overrides else spec
+        """The spec a supervisor uses to run `cls.start_link(arg)`; `name=`, `max_mailbox=`
+        and `overload=` go to `start_link`, other keywords override spec fields (`id`,
+        `restart`, `shutdown`, ...)."""
+        return server_spec(cls, arg, overrides)
 
     # -- client API ---------------------------------------------------------------------
 
@@ -277,7 +300,7 @@ class GenServer(Generic[S]):
         proc = server._proc if type(server) is Pid else None
         if proc is not None:  # otp.send to a pid, inlined: casts are sent by the million
             mbox = proc.mbox
-            if mbox is not None and proc.waiter is None:
+            if mbox is not None and proc.waiter is None and len(mbox) < proc.limit:
                 proc.msg_count += 1
                 mbox.append((CAST, msg))
             else:
@@ -384,11 +407,34 @@ class GenServer(Generic[S]):
         raise AssertionError("unreachable: a server ends by raising")
 
 
-async def _named_start(cls: type[GenServer[Any]], arg: Any, name: Name) -> Pid | None:
-    return await cls.start_link(arg, name=name)
+_START_OPTIONS: Final = ("name", "max_mailbox", "overload")
+
+
+def server_spec(cls: Any, arg: Any, overrides: dict[str, Any]) -> ChildSpec:
+    """The child spec of a server class (GenServer's, GenStatem's): the keywords of
+    `start_link` in `overrides` go to it, the others replace spec fields."""
+    options = {k: overrides.pop(k) for k in _START_OPTIONS if k in overrides}
+    start = (cls.start_link, arg) if not options else (_start_with, cls, arg, options)
+    spec = ChildSpec(id=cls, start=start, shutdown=5.0, modules=(cls,))
+    return spec.replace(**overrides) if overrides else spec
+
+
+async def _start_with(cls: Any, arg: Any, options: dict[str, Any]) -> Pid | None:
+    pid: Pid | None = await cls.start_link(arg, **options)
+    return pid
 
 
 # -- starting ------------------------------------------------------------------------------
+
+
+def _bound(
+    cls: Any, max_mailbox: int | None, overload: otp.Overload | None
+) -> tuple[int | None, otp.Overload]:
+    """The mailbox bound of a start: its keywords, else the class attributes of `cls`."""
+    return (
+        cls.max_mailbox if max_mailbox is None else max_mailbox,
+        cls.overload if overload is None else overload,
+    )
 
 
 async def _start(
@@ -396,6 +442,7 @@ async def _start(
     arg: Any,
     name: Name | None,
     timeout: float,
+    bound: tuple[int | None, otp.Overload],
     *,
     link: bool,
     keep_monitor: bool,
@@ -408,8 +455,14 @@ async def _start(
     me = current()
     tag = otp.make_ref()
     parent = me.pid if link else None
-    spawn = otp.spawn_link if link else otp.spawn
-    pid = spawn(_server_main, cls, arg, name, me.pid, parent, tag)
+    max_mailbox, overload = bound
+    pid = otp.spawn_opt(
+        _server_main,
+        *(cls, arg, name, me.pid, parent, tag),
+        link=link,
+        max_mailbox=max_mailbox,
+        overload=overload,
+    )
     ref = otp.monitor(pid)
 
     def answer(m: Any) -> bool:

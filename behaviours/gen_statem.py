@@ -51,7 +51,7 @@ from otp.gen import current
 
 from ._child_spec import ChildSpec
 from ._results import NO_STATE, BadReturn, Init, NoReply, Stop, _Marker, _Result
-from .gen_server import _DEFAULT_VSN, GenServer, Name, _ModuleVersion
+from .gen_server import _DEFAULT_VSN, GenServer, Name, _bound, _ModuleVersion, server_spec
 
 __all__ = [
     "EventTimeout",
@@ -215,6 +215,8 @@ class GenStatem:
     callback_mode: ClassVar[str] = "state_functions"
     state_enter: ClassVar[bool] = False
     vsn: ClassVar[str] = _DEFAULT_VSN  # type: ignore[assignment]
+    max_mailbox: ClassVar[int | None] = None  # a bound on the mailbox (as GenServer's)
+    overload: ClassVar[otp.Overload] = "drop_newest"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -245,30 +247,55 @@ class GenStatem:
 
     @classmethod
     async def start_link(
-        cls, arg: Any = None, *, name: Name | None = None, timeout: float = math.inf
+        cls,
+        arg: Any = None,
+        *,
+        name: Name | None = None,
+        timeout: float = math.inf,
+        max_mailbox: int | None = None,
+        overload: otp.Overload | None = None,
     ) -> Pid | None:
-        """Start a machine linked to the caller (as GenServer.start_link)."""
-        return await _server(cls).start_link((cls, arg), name=name, timeout=timeout)
+        """Start a machine linked to the caller (as GenServer.start_link, its mailbox bound
+        included)."""
+        max_mailbox, overload = _bound(cls, max_mailbox, overload)
+        return await _server(cls).start_link(
+            (cls, arg), name=name, timeout=timeout, max_mailbox=max_mailbox, overload=overload
+        )
 
     @classmethod
     async def start(
-        cls, arg: Any = None, *, name: Name | None = None, timeout: float = math.inf
+        cls,
+        arg: Any = None,
+        *,
+        name: Name | None = None,
+        timeout: float = math.inf,
+        max_mailbox: int | None = None,
+        overload: otp.Overload | None = None,
     ) -> Pid | None:
-        return await _server(cls).start((cls, arg), name=name, timeout=timeout)
+        max_mailbox, overload = _bound(cls, max_mailbox, overload)
+        return await _server(cls).start(
+            (cls, arg), name=name, timeout=timeout, max_mailbox=max_mailbox, overload=overload
+        )
 
     @classmethod
     async def start_monitor(
-        cls, arg: Any = None, *, name: Name | None = None, timeout: float = math.inf
+        cls,
+        arg: Any = None,
+        *,
+        name: Name | None = None,
+        timeout: float = math.inf,
+        max_mailbox: int | None = None,
+        overload: otp.Overload | None = None,
     ) -> tuple[Pid, Ref] | None:
-        return await _server(cls).start_monitor((cls, arg), name=name, timeout=timeout)
+        max_mailbox, overload = _bound(cls, max_mailbox, overload)
+        return await _server(cls).start_monitor(
+            (cls, arg), name=name, timeout=timeout, max_mailbox=max_mailbox, overload=overload
+        )
 
     @classmethod
     def child_spec(cls, arg: Any = None, **overrides: Any) -> ChildSpec:
         """The spec a supervisor uses to run `cls.start_link(arg)` (as GenServer's)."""
-        name = overrides.pop("name", None)
-        start = (cls.start_link, arg) if name is None else (_named_start, cls, arg, name)
-        spec = ChildSpec(id=cls, start=start, shutdown=5.0, modules=(cls,))
-        return spec.replace(**overrides) if overrides else spec
+        return server_spec(cls, arg, overrides)
 
     call = staticmethod(GenServer.call)
     cast = staticmethod(GenServer.cast)
@@ -284,10 +311,6 @@ def _server(cls: type[GenStatem]) -> type[_StatemServer]:
         if not name.startswith("__") and (name not in _RESERVED or name in _CALLBACKS)
     )
     return _PlainStatemServer if plain else _StatemServer
-
-
-async def _named_start(cls: type[GenStatem], arg: Any, name: str) -> Pid | None:
-    return await cls.start_link(arg, name=name)
 
 
 _RESERVED: Final = frozenset(name for name in dir(GenStatem) if not name.startswith("__"))

@@ -181,6 +181,13 @@ def main() -> int:
     throughput("cast x 1M, then a call", 1_000_000 // scale, w.bare_gen_cast, w.otp_gen_cast, 0.5)
     n = 1_000_000 // scale
     versus(
+        "  bounded mailbox, never full (vs unbounded)",
+        n,
+        (w.otp_gen_cast, n),
+        (w.otp_gen_cast_bounded, n),
+        0.95,
+    )
+    versus(
         "GenStatem cast -> NextState (vs GenServer)",
         n,
         (w.otp_gen_cast, n),

@@ -444,9 +444,14 @@ async def otp_gen_cast(n: int) -> float:
     return await _casts(CounterServer, n)
 
 
-async def _casts(server: Any, n: int) -> float:
+async def otp_gen_cast_bounded(n: int) -> float:
+    """`otp_gen_cast` to a server with a bounded mailbox that never fills."""
+    return await _casts(CounterServer, n, max_mailbox=4096)
+
+
+async def _casts(server: Any, n: int, **options: Any) -> float:
     """`n` casts to a counter started from `server`, then a call to see them all counted."""
-    pid = await server.start_link(0)
+    pid = await server.start_link(0, **options)
     cast = GenServer.cast
     start = time.perf_counter()
     for i in range(n):

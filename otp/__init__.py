@@ -32,6 +32,7 @@ from ._info import processes as processes
 from ._mailbox import receive as receive
 from ._mailbox import send as send
 from ._node import make_ref as make_ref
+from ._overload import Overload as Overload
 from ._process import self as self
 from ._registry import register as register
 from ._registry import registered as registered
@@ -47,6 +48,7 @@ from ._signals import unlink as unlink
 from ._spawn import spawn as spawn
 from ._spawn import spawn_link as spawn_link
 from ._spawn import spawn_monitor as spawn_monitor
+from ._spawn import spawn_opt as spawn_opt
 from ._timers import TimerRef as TimerRef
 from ._timers import cancel_timer as cancel_timer
 from ._timers import send_after as send_after
@@ -95,6 +97,7 @@ __all__ = [
     "NoProcessError",
     "NotRegisteredError",
     "OTPError",
+    "Overload",
     "Pid",
     "ProcessInfo",
     "Ref",
@@ -130,6 +133,7 @@ __all__ = [
     "spawn",
     "spawn_link",
     "spawn_monitor",
+    "spawn_opt",
     "sys",
     "unlink",
     "unregister",

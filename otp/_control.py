@@ -56,6 +56,7 @@ from ._spawn import spawn
 from ._values import KILLED, NORMAL, SHUTDOWN, Pid
 from .errors import OTPError
 from .ops import _alarms
+from .registry import via_names
 from .reports import describe_entry
 
 __all__ = [
@@ -651,6 +652,9 @@ async def _describe(pid: Any, id: Any, kind: str, restarts: int, depth: int) -> 
         behaviour=None if proc.behaviour is None else _name(proc.behaviour),
         mailbox=len(proc.mbox or ()),
     )
+    via = via_names(pid)
+    if via:
+        entry["via"] = [repr(name) for name in via]
     if kind == "supervisor" and proc.behaviour is not None:
         if depth >= MAX_DEPTH:
             entry["unavailable"] = f"deeper than {MAX_DEPTH} levels"

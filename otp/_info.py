@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from . import _node
+from ._overload import UNBOUNDED
 from ._process import running_task
 from ._values import Pid
 from .reports import describe_entry
@@ -32,6 +33,9 @@ class ProcessInfo:
     initial_call: str
     behaviour: type | None
     application: str | None
+    max_mailbox: int | None = None  # None: unbounded (see otp.spawn_opt)
+    overload: str | None = None  # the policy of a bounded mailbox
+    dropped: int = 0  # messages its full mailbox dropped
 
 
 def _check_pid(pid: object) -> Pid:
@@ -71,6 +75,7 @@ def process_info(pid: Pid) -> ProcessInfo | None:
         status = "waiting"
     else:
         status = "runnable"
+    bounded = None if proc.limit == UNBOUNDED else proc.overload
     return ProcessInfo(
         pid=proc.pid,
         registered_name=proc.regname,
@@ -85,4 +90,7 @@ def process_info(pid: Pid) -> ProcessInfo | None:
         initial_call=describe_entry(proc.entry),
         behaviour=proc.behaviour,
         application=proc.app,
+        max_mailbox=None if bounded is None else proc.limit,
+        overload=bounded,
+        dropped=proc.dropped,
     )

@@ -3,7 +3,8 @@
 A waiting receiver leaves its predicate on the process. `deliver` tests each new message
 against it once, in the sender, and hands a match straight to the waiter's future; anything
 else is queued. So a send is O(1), wakes the receiver only for a message it will take, and
-a waiting receive never looks at a message it already rejected.
+a waiting receive never looks at a message it already rejected. A process may bound its
+mailbox: a full one drops or exits by its policy (see `_overload`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Final
 
-from . import _node, _registry
+from . import _node, _overload, _registry
 from ._process import Process, running_task
 from ._values import Pid
 from .errors import NoProcessError
@@ -47,7 +48,7 @@ def send(dest: Any, msg: Any) -> None:
     if proc is None:
         return
     mbox = proc.mbox
-    if mbox is not None and proc.waiter is None:  # the common case: queue it
+    if mbox is not None and proc.waiter is None and len(mbox) < proc.limit:  # the common case
         proc.msg_count += 1
         mbox.append(msg)
     else:
@@ -80,8 +81,10 @@ def deliver(proc: Process, msg: Any) -> None:
     mbox = proc.mbox
     if mbox is None:
         proc.mbox = deque((msg,))
-    else:
+    elif len(mbox) < proc.limit:
         mbox.append(msg)
+    else:
+        _overload.overflow(proc, msg)
 
 
 async def receive(
@@ -147,10 +150,11 @@ async def receive(
                 return msg
             # A timer expired or the predicate raised in a sender: look here at what came
             # since the wait began. A message already queued beats the timeout, and a raising
-            # predicate raises in the receiver.
+            # predicate raises in the receiver. (`proc.mark`: a full mailbox dropping its
+            # oldest message moves it.)
             mbox = proc.mbox
             if mbox:
-                for i in range(mark, len(mbox)):
+                for i in range(proc.mark, len(mbox)):
                     queued = mbox[i]
                     if match is None or match(queued):
                         del mbox[i]

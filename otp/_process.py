@@ -3,8 +3,8 @@
 A `Process` *is* its task (a slotted `asyncio.Task` subclass), so a process costs one object
 plus its coroutine frames, and `asyncio.current_task()` finds the calling process directly.
 The mailbox is a deque created on the first queued message plus a single waiter future
-(see `_mailbox`). Exit signals cancel the task with the reason recorded on the process
-(see `_signals`); `_spawn` creates processes.
+(see `_mailbox`), bounded only when asked (see `_overload`). Exit signals cancel the task
+with the reason recorded on the process (see `_signals`); `_spawn` creates processes.
 """
 
 from __future__ import annotations
@@ -36,16 +36,21 @@ class Process(asyncio.Task[None]):
     __slots__ = (
         "app",
         "behaviour",
+        "dropped",
+        "dropped_reported",
         "entry",
         "exit_reason",
         "exiting",
         "finished",
+        "limit",
         "links",
         "mark",
         "matcher",
         "mbox",
         "monitors",
         "msg_count",
+        "overflow_reported",
+        "overload",
         "own_exc",
         "parent",
         "pid",
@@ -74,6 +79,11 @@ class Process(asyncio.Task[None]):
     exit_reason: Any
     finished: bool
     msg_count: int
+    limit: int  # the most messages the mailbox queues (see _overload)
+    overload: str  # what a full mailbox does: set with the limit
+    dropped: int  # messages a full mailbox dropped
+    dropped_reported: int
+    overflow_reported: float  # loop time of the last overflow report
     parent: Pid
     entry: Callable[..., Any]
     behaviour: type | None

@@ -5,14 +5,15 @@ from __future__ import annotations
 import inspect
 from asyncio import CancelledError
 from collections.abc import Callable, Coroutine
-from typing import Any, Final
+from typing import Any, Final, Literal, overload
 
 from . import _node, _signals
+from ._overload import UNBOUNDED, Overload, bound, check_bound
 from ._process import Process, current, running_task
 from ._values import KILLED, NORMAL, Pid, Ref
 from .errors import ExitError, NoProcessError
 
-__all__ = ["AsyncFn", "check_async", "spawn", "spawn_link", "spawn_monitor"]
+__all__ = ["AsyncFn", "check_async", "spawn", "spawn_link", "spawn_monitor", "spawn_opt"]
 
 _CO_COROUTINE: Final = inspect.CO_COROUTINE
 _INTERRUPTS: Final = (KeyboardInterrupt, SystemExit)  # end the process, then the node
@@ -36,6 +37,55 @@ def spawn_monitor(fn: AsyncFn, /, *args: Any, **kwargs: Any) -> tuple[Pid, Ref]:
     me = current()
     proc = _spawn(fn, args, kwargs, None)
     return proc.pid, _signals.add_monitor(me, proc)
+
+
+@overload
+def spawn_opt(
+    fn: AsyncFn,
+    /,
+    *args: Any,
+    link: bool = False,
+    monitor: Literal[False] = False,
+    max_mailbox: int | None = None,
+    overload: Overload = "drop_newest",
+    **kwargs: Any,
+) -> Pid: ...
+@overload
+def spawn_opt(
+    fn: AsyncFn,
+    /,
+    *args: Any,
+    link: bool = False,
+    monitor: Literal[True],
+    max_mailbox: int | None = None,
+    overload: Overload = "drop_newest",
+    **kwargs: Any,
+) -> tuple[Pid, Ref]: ...
+def spawn_opt(
+    fn: AsyncFn,
+    /,
+    *args: Any,
+    link: bool = False,
+    monitor: bool = False,
+    max_mailbox: int | None = None,
+    overload: Overload = "drop_newest",
+    **kwargs: Any,
+) -> Pid | tuple[Pid, Ref]:
+    """`spawn` with options (Erlang's spawn_opt): a `link` and/or a `monitor` from the caller,
+    and a bounded mailbox of `max_mailbox` messages, full by the `overload` policy
+    (`"drop_newest"`, `"drop_oldest"` or `"exit"`; see the processes guide).
+
+    Returns the pid, or `(pid, monitor_ref)` with `monitor=True`. The option names are
+    taken: pass a function keyword of the same name through `functools.partial`.
+    """
+    limit = check_bound(max_mailbox, overload)
+    me = current() if link or monitor else None
+    proc = _spawn(fn, args, kwargs, me if link else None)
+    if limit != UNBOUNDED:
+        bound(proc, limit, overload)
+    if monitor:
+        return proc.pid, _signals.add_monitor(me, proc)  # type: ignore[arg-type]
+    return proc.pid
 
 
 def _spawn(
@@ -68,6 +118,8 @@ def _spawn(
     proc.exit_reason = None
     proc.finished = False
     proc.msg_count = 0
+    proc.limit = UNBOUNDED
+    proc.dropped = 0
     proc.entry = fn
     proc.behaviour = None
     proc.retval = None

@@ -623,6 +623,7 @@ def _print_tree(entry: dict[str, Any], prefix: str, last: bool) -> None:
     parts.append(str(entry["pid"]))
     if entry.get("name"):
         parts.append(f"'{entry['name']}'")
+    parts.extend(entry.get("via", ()))
     details = []
     if "mailbox" in entry:
         details.append(f"mailbox={entry['mailbox']}")

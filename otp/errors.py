@@ -46,8 +46,9 @@ class CallError(ExitError):
     """A call to another process failed; `.reason` says why, `.server` and `.request` what.
 
     `.reason` is `NOPROC` (no such process), `TIMEOUT`, `"calling_self"`,
-    `("nodedown", node)` (the server's node cannot be reached), or the exit reason of the
-    server that died during the call. `.label` is the request's label when it was waited
+    `("nodedown", node)` (the server's node cannot be reached), `("mailbox_full", N)` (the
+    server's bounded mailbox was full: the request was dropped at once), or the exit reason
+    of the server that died during the call. `.label` is the request's label when it was waited
     for in a request collection (else None).
     """
 
@@ -73,6 +74,11 @@ def _explain(reason: Any, server: Any) -> str:
         return "calling_self (a process cannot call itself: it would wait for its own reply)"
     if type(reason) is tuple and len(reason) == 2 and reason[0] == "nodedown":
         return f"nodedown (node {reason[1]!r} is not connected)"
+    if type(reason) is tuple and len(reason) == 2 and reason[0] == "mailbox_full":
+        return (
+            f"{reason!r} (the server's mailbox was full, at its max_mailbox of {reason[1]}: "
+            "the request was dropped, or the server exited by its 'exit' policy)"
+        )
     return f"the server exited with {reason!r}"
 
 

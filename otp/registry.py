@@ -250,6 +250,20 @@ def via_whereis(name: tuple[str, Any, Any]) -> Pid | None:
     return pid
 
 
+def via_names(pid: Pid) -> list[tuple[str, str, Any]]:
+    """The via names `pid` holds in the node's registries of unique keys (for listings;
+    a via module of your own is not asked)."""
+    node = _node.current
+    if node is None or _tables_of[0] is not node:
+        return []
+    return [
+        (VIA, table.name, key)
+        for table in _tables.values()
+        if table.keys == "unique"
+        for key in dict.fromkeys(table.by_pid.get(pid, ()))
+    ]
+
+
 def via_register(name: tuple[str, Any, Any], pid: Pid) -> None:
     _, registry, key = name
     if type(registry) is str:

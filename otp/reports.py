@@ -25,7 +25,15 @@ from ._values import Pid
 if TYPE_CHECKING:
     from ._process import Process
 
-__all__ = ["CrashReport", "describe_entry", "emit", "hide_frames", "reported", "user_traceback"]
+__all__ = [
+    "CrashReport",
+    "MailboxOverflowReport",
+    "describe_entry",
+    "emit",
+    "hide_frames",
+    "reported",
+    "user_traceback",
+]
 
 process_logger = logging.getLogger("otp.process")
 
@@ -41,6 +49,23 @@ class CrashReport:
     exception: BaseException
     links: tuple[Pid, ...]
     message_queue_len: int
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxOverflowReport:
+    """A bounded mailbox dropped messages (or ended its process, with policy `"exit"`).
+
+    `dropped` counts every drop of the process so far, `since_last` those since its previous
+    report.
+    """
+
+    pid: Pid
+    registered_name: str | None
+    initial_call: str
+    max_mailbox: int
+    policy: str  # "drop_newest", "drop_oldest" or "exit"
+    dropped: int
+    since_last: int
 
 
 def emit(

@@ -26,6 +26,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 
 from .. import _node
 from .._values import Pid
+from ..reports import describe_entry
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics.export import MetricReader
@@ -127,6 +128,12 @@ class _Instruments:
         self.rollbacks = meter.create_counter(
             "otp.rollbacks", unit="{rollback}", description="releases rolled back"
         )
+        self.dropped = meter.create_counter(
+            "otp.mailbox.dropped",
+            unit="{message}",
+            description="messages a full bounded mailbox dropped, by process (registered "
+            "name, else class or function) and policy",
+        )
         self.call_duration = meter.create_histogram(
             "otp.call.duration",
             unit="s",
@@ -207,6 +214,12 @@ class Metrics:
                 "server": "(process)" if cls is None else cls.__qualname__
             }
         self.instruments.call_duration.record(elapsed, attrs)
+
+    def mailbox_dropped(self, proc: Process) -> None:
+        """A full bounded mailbox dropped a message (see otp._overload)."""
+        cls = proc.behaviour
+        who = proc.regname or (describe_entry(proc.entry) if cls is None else cls.__qualname__)
+        self.instruments.dropped.add(1, {"process": who, "policy": proc.overload})
 
     # -- reports -----------------------------------------------------------------------------
 

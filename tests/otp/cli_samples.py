@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import otp
-from behaviours import DynamicSupervisor, GenServer, Reply, Supervisor
+from behaviours import ChildSpec, DynamicSupervisor, GenServer, Reply, Supervisor
 
 
 class Worker(GenServer[int]):
@@ -17,11 +17,12 @@ class Worker(GenServer[int]):
 
 
 class Pool(Supervisor):
-    """A child whose id is its class, and a DynamicSupervisor with children."""
+    """A child whose id is its class, a registry, and a DynamicSupervisor with children."""
 
     def init(self, arg: Any) -> Any:
         return Supervisor.flags(), [
             Worker,
+            ChildSpec(id="names", start=(otp.Registry.start_link, "names")),
             DynamicSupervisor.child_spec(name="pool", id="pool"),
         ]
 
@@ -30,6 +31,7 @@ async def _start(_: Any) -> otp.Pid | None:
     sup = await Pool.start_link()
     await DynamicSupervisor.start_child("pool", Worker.child_spec(1, name="w1"))
     await DynamicSupervisor.start_child("pool", Worker.child_spec(2))
+    await DynamicSupervisor.start_child("pool", Worker.child_spec(3, name=("via", "names", "w3")))
     return sup
 
 

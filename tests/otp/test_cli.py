@@ -503,7 +503,7 @@ def started(tmp_path: Path, spec: str, *extra: str) -> Node:
     return node
 
 
-def test_tree_names_a_class_once_and_tells_dynamic_children_apart(tmp_path: Path) -> None:
+def test_tree_names_a_class_once_and_tells_children_apart_by_name_or_via(tmp_path: Path) -> None:
     node = started(tmp_path, "tests.otp.cli_samples:pool")
     try:
         result = node.otp("tree")
@@ -512,9 +512,11 @@ def test_tree_names_a_class_once_and_tells_dynamic_children_apart(tmp_path: Path
             "pool",
             "└─ Pool <pid>  mailbox=0 restarts=0",
             "   ├─ Worker <pid>  mailbox=0 restarts=0",  # its id is its class: said once
+            "   ├─ names <pid> 'names'  mailbox=0 restarts=0",
             "   └─ pool DynamicSupervisor <pid> 'pool'  mailbox=0 restarts=0",
             "      ├─ Worker <pid> 'w1'  mailbox=0 restarts=0",
-            "      └─ Worker <pid>  mailbox=0 restarts=0",
+            "      ├─ Worker <pid>  mailbox=0 restarts=0",
+            "      └─ Worker <pid> ('via', 'names', 'w3')  mailbox=0 restarts=0",
         ]
     finally:
         node.otp("stop")

@@ -103,8 +103,8 @@ def test_once_shows_a_flooded_mailbox_first_with_its_length(running: Node) -> No
     ).items()
     supervisors = section(lines, "supervisors")
     assert [(s["name"], s["behaviour"], s["children"], s["restarts"]) for s in supervisors] == [
-        ("", "Pool", "2", "0"),
-        ("pool", "DynamicSupervisor", "2", "0"),
+        ("", "Pool", "3", "0"),
+        ("pool", "DynamicSupervisor", "3", "0"),
     ]
 
 
