@@ -519,6 +519,7 @@ async def _await_down(ref: Ref) -> None:
     await otp.receive(lambda m: type(m) is otp.Down and m.ref is ref)
 
 
+@_call.accept_traced_calls
 async def _server_main(*start: Any) -> None:
     """The body of a GenServer process: register, init, acknowledge, then serve.
     `start` is what `_init_server` takes."""
@@ -754,6 +755,9 @@ class _Server:
                         h_cast, a_cast = self.h_cast, self.a_cast
                         callbacks = self.callbacks
                         break
+                    elif size == 4 and msg[0] == CALL:  # the traced form (see otp.gen)
+                        await self.traced_call(msg)
+                        break
                     else:
                         await self.run_info(msg)
                         break
@@ -769,6 +773,19 @@ class _Server:
                 if proc.exiting:  # an exit signal is pending: stop here
                     raise CancelledError
                 msg = mbox.popleft()
+
+    async def traced_call(self, msg: tuple[Any, From, Any, Any]) -> None:
+        """A call in the traced form: `handle_call` runs inside the server's span."""
+        self.last_message = msg[:3]  # (the plain form: what crash reports show)
+        from_ = msg[1]
+        try:
+            with _call.server_span(self.proc, msg[3]):
+                result = self.h_call(self.callbacks, msg[2], from_, self.state)
+                if self.a_call:
+                    result = await result
+        except Exception as exc:
+            await self.crash(exc)
+        await self.apply(result, from_, "handle_call")
 
     async def wait_message(self) -> Any:
         """Wait for the next message this server may take now; NOTHING_YET after a timeout."""

@@ -172,6 +172,20 @@ def main() -> int:
         None,
     )
     versus(
+        "  traces on, 100% sampled",
+        n,
+        (w.otp_gen_call, n),
+        (w.otp_gen_call_traced, n, 1.0),
+        None,
+    )
+    versus(
+        "  otp top --sort time sampling",
+        n,
+        (w.otp_gen_call, n),
+        (w.otp_gen_call_sampled_top, n),
+        None,
+    )
+    versus(
         "  by via name (vs a registered name)",
         n,
         (w.otp_gen_call_named, n),

@@ -425,6 +425,48 @@ async def otp_gen_call_metrics(n: int, call_sample: int | None = None) -> float:
     return elapsed
 
 
+async def otp_gen_call_traced(n: int, sample_ratio: float = 1.0) -> float:
+    """`otp_gen_call` with the node's calls traced (`otp.ops.enable_tracing`): an SDK tracer
+    provider sampling `sample_ratio` of the traces, its spans batched to an exporter that
+    drops them (what a real exporter adds is its own)."""
+    from collections.abc import Sequence
+
+    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+    from opentelemetry.sdk.trace.export import (
+        BatchSpanProcessor,
+        SpanExporter,
+        SpanExportResult,
+    )
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    import otp.ops
+
+    class Drop(SpanExporter):
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(sample_ratio)))
+    provider.add_span_processor(BatchSpanProcessor(Drop(), max_queue_size=1 << 17))
+    otp.ops.enable_tracing(provider)
+    try:
+        elapsed = await otp_gen_call(n)
+    finally:
+        otp.ops.disable_tracing()
+        provider.shutdown()
+    return elapsed
+
+
+async def otp_gen_call_sampled_top(n: int) -> float:
+    """`otp_gen_call` while `otp top --sort time`'s sampler looks at the loop."""
+    from otp import _watchdog
+
+    sampler = _watchdog.sampler(_node.get())
+    try:
+        return await otp_gen_call(n)
+    finally:
+        sampler.stop()
+
+
 async def bare_gen_cast(n: int) -> float:
     box = BareMailbox()
     task = asyncio.get_running_loop().create_task(_bare_counter(box))

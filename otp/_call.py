@@ -2,6 +2,8 @@
 
 A request is `(kind, (caller, tag), payload)`; the reply is `(tag, value)`. The caller
 monitors the server for the duration, so the server's death ends the wait with its reason.
+While the node's calls are traced (`otp.ops.enable_tracing`), a call to a process whose loop
+takes it is `("$gen_call", (caller, tag), payload, context)`: the traced form (`otp.gen`).
 The tag `("alias", monitor_ref)` makes the reply an alias reply (as Erlang's `[alias|Ref]`):
 `reply` delivers it only while the caller still waits, so a late reply never lands in the
 caller's mailbox.
@@ -21,16 +23,19 @@ from ._values import NOCONNECTION, TIMEOUT, Down, Pid, Ref
 from .errors import CallError, CallTimeout
 
 __all__ = [
+    "TRACED_ENTRIES",
     "From",
     "RequestId",
     "RequestIdCollection",
     "abandon",
+    "accept_traced_calls",
     "call",
     "check_response",
     "check_timeout",
     "receive_response",
     "reply",
     "send_request",
+    "server_span",
     "settle",
     "wait_any",
     "wait_response",
@@ -38,6 +43,10 @@ __all__ = [
 
 ALIAS: Final = "alias"
 NO_REPLY: Final = "no_reply"
+
+# The process bodies whose loop takes the traced form of a call (see otp.gen); the tracing
+# of otp.ops sends that form only to a process that runs one of them.
+TRACED_ENTRIES: Final[set[Callable[..., Any]]] = set()
 
 From = tuple[Pid, Any]
 
@@ -134,12 +143,16 @@ async def call(server: Any, payload: Any, timeout: float = 5.0, *, _kind: str = 
     if proc is me:
         raise CallError("calling_self", server, payload)
     node = _node.current
-    ops = None if node is None else node.ops  # otp.ops's metrics; None when they are off
-    started = 0.0 if ops is None else ops.call_started()  # (nonzero: this call is timed)
+    ops = None if node is None else node.ops  # otp.ops's metrics and traces; None when off
+    # (None: a plain call; else one to time or trace, which says what message to send)
+    seen = None if ops is None else ops.call_started(proc, _kind, wait)
     ref = _signals.add_monitor(me, proc)
     tag = (ALIAS, ref)
     queued = len(me.mbox) if me.mbox else 0  # none of these can be the answer
-    deliver(proc, (_kind, (me.pid, tag), payload))
+    if seen is None:
+        deliver(proc, (_kind, (me.pid, tag), payload))
+    else:
+        deliver(proc, seen.request(_kind, (me.pid, tag), payload))
 
     match = answers(tag, ref)
     try:
@@ -149,14 +162,36 @@ async def call(server: Any, payload: Any, timeout: float = 5.0, *, _kind: str = 
         if me.mbox:
             me.mbox = deque(m for m in me.mbox if not match(m))
         if isinstance(exc, TimeoutError):
-            raise CallTimeout(TIMEOUT, server, payload) from None
+            timed_out = CallTimeout(TIMEOUT, server, payload)
+            if seen is not None:
+                seen.failed(timed_out)
+            raise timed_out from None
+        if seen is not None:
+            seen.failed(exc)
         raise
     if type(msg) is Down:
-        raise CallError(failed_reason(msg.reason, server), server, payload)
+        failed = CallError(failed_reason(msg.reason, server), server, payload)
+        if seen is not None:
+            seen.failed(failed)
+        raise failed
     _signals.remove_monitor(me, ref, flush=True)
-    if started:
-        ops.call_done(proc, started)  # type: ignore[union-attr]
+    if seen is not None:
+        seen.done()
     return msg[1]
+
+
+def accept_traced_calls(entry: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark `entry`, the function a behaviour's processes run, as one whose loop takes the
+    traced form of a call; returns it (usable as a decorator)."""
+    TRACED_ENTRIES.add(entry)
+    return entry
+
+
+def server_span(process: Process, context: Any) -> Any:
+    """The context manager around the callback of a traced call (see `otp.gen`)."""
+    from .ops._traces import server_span  # (loaded already: tracing is on)
+
+    return server_span(process, context)
 
 
 def failed_reason(reason: Any, server: Any) -> Any:

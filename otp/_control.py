@@ -47,7 +47,7 @@ from typing import Any, Final
 
 import msgspec
 
-from . import _node
+from . import _node, _watchdog
 from . import sys as otp_sys
 from ._mailbox import receive, send
 from ._process import Process, current
@@ -685,18 +685,21 @@ def _name(value: Any) -> str:
 
 TOP_LIMIT: Final = 30  # process rows `top` answers unless asked for another number
 TOP_MAX_LIMIT: Final = 10_000
-TOP_SORTS: Final = ("mailbox", "rate")
+TOP_SORTS: Final = ("mailbox", "rate", "time")
 TOP_SESSIONS: Final = 8  # viewers whose last sample a node keeps (for their rates)
 TOP_IDLE: Final = 60.0  # seconds: a viewer not heard from for this long is forgotten
 
 
 @dataclass(slots=True)
 class _Sample:
-    """What one viewer of `otp top` saw last: each process's message count, by pid id."""
+    """What one viewer of `otp top` saw last: each process's message count, by pid id,
+    and, when it sorts by time, the sampler's busy seconds of each."""
 
     node: _node.Node
     at: float  # time.monotonic()
     counts: dict[int, int]
+    sampler: _watchdog.Sampler | None = None
+    busy: dict[int, float] | None = None
 
 
 _samples: dict[str, _Sample] = {}  # by the viewer's session token
@@ -716,12 +719,15 @@ def _top_args(args: dict[str, Any]) -> tuple[int, str, str | None]:
 
 
 async def _top(args: dict[str, Any]) -> dict[str, Any]:
-    """The `limit` processes with the longest mailboxes (or highest message rates), from
-    one pass over the process table; the supervisors with their children's restarts; the
-    active alarms. A message rate is messages received per second since the same
-    `session`'s previous request (None on its first): the node keeps each session's last
-    message counts, for at most TOP_SESSIONS sessions, each until TOP_IDLE seconds unused.
-    Nothing is counted per message: `msg_count` is kept by the mailbox anyway."""
+    """The `limit` processes with the longest mailboxes (or highest message rates, or most
+    time in callbacks), from one pass over the process table; the supervisors with their
+    children's restarts; the active alarms. A message rate is messages received per second
+    since the same `session`'s previous request (None on its first): the node keeps each
+    session's last message counts, for at most TOP_SESSIONS sessions, each until TOP_IDLE
+    seconds unused. Nothing is counted per message: `msg_count` is kept by the mailbox
+    anyway. The time in callbacks (`time`: the share of the interval the loop ran the
+    process) comes from the loop sampler (`_watchdog.sampler`), which a request sorted by
+    time starts and keeps running; other requests leave it None."""
     limit, sort, session = _top_args(args)
     node = _node.get()
     now = time.monotonic()
@@ -732,8 +738,14 @@ async def _top(args: dict[str, Any]) -> dict[str, Any]:
     before = {} if last is None else last.counts
     counts: dict[int, int] = {}
     by_rate = sort == "rate"
+    by_time = sort == "time"
+    sampler = _watchdog.sampler(node) if by_time else None
+    busy: dict[int, float] = {} if sampler is None else dict(sampler.busy)  # (one C call)
+    # the busy seconds the session saw last, if the same sampler ran since (else: none yet)
+    timed = sampler is not None and last is not None and last.sampler is sampler
+    busy_before = last.busy if timed and last is not None and last.busy is not None else {}
     # one pass; a heap of the top `limit` (sort key, second key, age: older first on ties)
-    heap: list[tuple[int, int, int]] = []
+    heap: list[tuple[float, int, int]] = []
     received = 0
     procs = node.procs
     me = current()  # (the process answering this request is left out of the rows)
@@ -746,7 +758,13 @@ async def _top(args: dict[str, Any]) -> dict[str, Any]:
             continue
         mbox = proc.mbox
         length = len(mbox) if mbox else 0
-        item = (delta, length, -pid_id) if by_rate else (length, delta, -pid_id)
+        if by_time:
+            spent = busy.get(pid_id, 0.0) - busy_before.get(pid_id, 0.0)
+            item: tuple[float, int, int] = (spent, length, -pid_id)
+        elif by_rate:
+            item = (delta, length, -pid_id)
+        else:
+            item = (length, delta, -pid_id)
         if len(heap) < limit:
             heapq.heappush(heap, item)
         elif item > heap[0]:
@@ -754,12 +772,17 @@ async def _top(args: dict[str, Any]) -> dict[str, Any]:
     if session is not None:
         if len(_samples) >= TOP_SESSIONS:  # the longest unused goes
             del _samples[min(_samples, key=lambda t: _samples[t].at)]
-        _samples[session] = _Sample(node, now, counts)
+        _samples[session] = _Sample(node, now, counts, sampler, busy)
+    if sampler is not None:
+        for gone in busy.keys() - procs.keys():  # (ended: never running again)
+            sampler.busy.pop(gone, None)
     elapsed = None if last is None else now - last.at
     rows = []
-    for first, second, age in sorted(heap, reverse=True):
+    for *_, age in sorted(heap, reverse=True):
         proc = procs[-age]  # (no await since the pass: it is still there)
-        delta = first if by_rate else second
+        pid_id = -age
+        delta = counts[pid_id] - before.get(pid_id, 0)
+        spent = busy.get(pid_id, 0.0) - busy_before.get(pid_id, 0.0)
         rows.append(
             {
                 "pid": repr(proc.pid),
@@ -770,6 +793,7 @@ async def _top(args: dict[str, Any]) -> dict[str, Any]:
                 "mailbox": len(proc.mbox or ()),
                 "messages": proc.msg_count,
                 "rate": None if not elapsed else delta / elapsed,
+                "time": None if not (timed and elapsed) else max(0.0, spent) / elapsed,
                 "system": -age in node.system,
             }
         )

@@ -11,6 +11,13 @@ length of the stall. The thread only reads: the loop's state is never changed fr
 
 The threshold is `OTP_LOOP_BLOCK_WARNING` in seconds, read when a node starts (default
 0.1; `0` or `off` turns the watchdog off).
+
+The same look at the loop, taken often, is `otp top --sort time`'s: a `Sampler` thread reads
+which process the loop runs every `SAMPLE_INTERVAL` seconds and adds the time since its last
+look to that process's `busy` seconds, an estimate of the time each process spends in its
+callbacks (a statistical profiler's, at no cost per message or callback). It runs only
+while a viewer asks for it: `sampler(node)` starts it, and it ends once nobody has asked for
+`SAMPLER_IDLE` seconds, or the node stops.
 """
 
 from __future__ import annotations
@@ -31,10 +38,12 @@ from ._values import Pid
 if TYPE_CHECKING:
     from ._node import Node
 
-__all__ = ["ENV", "LoopBlocked", "Watchdog", "start", "threshold_from_env"]
+__all__ = ["ENV", "LoopBlocked", "Sampler", "Watchdog", "sampler", "start", "threshold_from_env"]
 
 ENV: Final = "OTP_LOOP_BLOCK_WARNING"
 DEFAULT_THRESHOLD: Final = 0.1
+SAMPLE_INTERVAL: Final = 0.002  # seconds between two looks of the sampler at the loop
+SAMPLER_IDLE: Final = 60.0  # seconds: a sampler nobody asked for this long ends
 
 _logger = logging.getLogger("otp.watchdog")
 
@@ -259,6 +268,75 @@ class Watchdog:
                 report.offender(),
                 extra={"otp_report": report},
             )
+
+
+class Sampler:
+    """Which process the node's loop runs, looked at from a thread every `interval` seconds:
+    `busy[pid id]` is an estimate, in seconds, of the time the process has spent in its
+    callbacks since the sampler started (each look adds the time since the previous one to
+    the process running then; a look while the loop waits for I/O or runs no process adds
+    to none). Internal: use `sampler(node)`."""
+
+    def __init__(self, node: Node, interval: float = SAMPLE_INTERVAL) -> None:
+        self.node = node
+        self.loop = node.loop
+        self.interval = interval
+        self.busy: dict[int, float] = {}  # written by the thread only
+        self.asked = time.monotonic()  # when a viewer last asked (the loop's thread writes)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._sample, name=f"otp sampler of {node.name}", daemon=True
+        )
+
+    def running(self) -> bool:
+        return self._thread.is_alive() and not self._stop.is_set()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _sample(self) -> None:
+        last = time.monotonic()
+        node = self.node
+        busy = self.busy
+        while not self._stop.wait(self.interval):
+            now = time.monotonic()
+            if now - self.asked > SAMPLER_IDLE or node.halted.done() or self.loop.is_closed():
+                break
+            if _current_tasks is not None:
+                task = _current_tasks.get(self.loop)
+            else:  # pragma: no cover  (3.14: the process whose frames the loop thread runs)
+                thread = getattr(self.loop, "_thread_id", None)
+                frame = None if thread is None else sys._current_frames().get(thread)
+                stack = []
+                while frame is not None:
+                    stack.append(frame)
+                    frame = frame.f_back
+                task = _process_on(stack, node)
+            pid = getattr(task, "pid", None)
+            if type(pid) is Pid:
+                key = pid._id
+                busy[key] = busy.get(key, 0.0) + (now - last)
+            last = now
+        self._stop.set()
+        with _samplers_lock:  # (a dead node's sampler keeps nothing alive)
+            if _samplers.get(node) is self:
+                del _samplers[node]
+
+
+_samplers: dict[Node, Sampler] = {}  # the running ones
+_samplers_lock = threading.Lock()
+
+
+def sampler(node: Node) -> Sampler:
+    """The node's sampler, started if none runs; each call keeps it running for another
+    `SAMPLER_IDLE` seconds. Call it from the node's loop."""
+    with _samplers_lock:
+        found = _samplers.get(node)
+        if found is None or not found.running():
+            found = _samplers[node] = Sampler(node)
+            found._thread.start()
+        found.asked = time.monotonic()
+    return found
 
 
 def _process_on(stack: list[FrameType], node: Node) -> Any:

@@ -2,10 +2,10 @@
 
     otp run SPEC [--name N] [--cookie C] [--config F] [--set app.key=value] [--run-dir D]
             [--reload] [--log-level LEVEL] [--log-format text|json]
-            [--ops-port PORT [--ops-host HOST]]
+            [--ops-port PORT [--ops-host HOST]] [--ops-traces [RATIO]]
     otp run --release [VSN] [--build-dir B] ...   (a release's snapshot: the permanent one)
     otp status | tree [--json] | stop        [--name N] [--run-dir D] [--cookie C]
-    otp top [--sort mailbox|rate] [--interval S] [--limit N] [--once]
+    otp top [--sort mailbox|rate|time] [--interval S] [--limit N] [--once]
                                              [--name N] [--run-dir D] [--cookie C]
     otp remote                               [--name N] [--run-dir D] [--cookie C]
     otp eval CODE [--timeout S]              [--name N] [--run-dir D] [--cookie C]
@@ -139,6 +139,15 @@ def _parser() -> argparse.ArgumentParser:
         metavar="HOST",
         help="the address --ops-port listens on (default: 127.0.0.1)",
     )
+    run_p.add_argument(
+        "--ops-traces",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="RATIO",
+        help="trace GenServer calls, sampling RATIO (0 to 1) of the calls that start a trace "
+        "(default: OTEL_TRACES_SAMPLER's); spans go to OTEL_TRACES_EXPORTER (default otlp)",
+    )
     run_p.set_defaults(handler=_run)
 
     remote_p = commands.add_parser(
@@ -164,7 +173,8 @@ def _parser() -> argparse.ArgumentParser:
         "--sort",
         choices=_control.TOP_SORTS,
         default="mailbox",
-        help="order processes by mailbox length (default) or messages received per second",
+        help="order processes by mailbox length (default), messages received per second or "
+        "time spent in callbacks (sampled while asked for)",
     )
     top_p.add_argument(
         "--interval", type=float, default=1.0, metavar="S", help="seconds between refreshes"
@@ -286,12 +296,13 @@ def _run(args: argparse.Namespace) -> int:
     ops = None
     try:  # from here on the socket and cookie paths are ours (a dead node's files are stale)
         ops = _ops_socket(args)  # a port in use is refused here, before the node starts
+        traces, ratio = _ops_traces(args)
         cookie = args.cookie or secrets.token_urlsafe(24)
         _write_cookie(cookie_path, cookie)
         try:
             run(
                 _node_main,
-                _Boot(args.spec, args.release, args.build_dir, args.reload, ops),
+                _Boot(args.spec, args.release, args.build_dir, args.reload, ops, traces, ratio),
                 settings,
                 socket_path,
                 cookie,
@@ -328,6 +339,28 @@ def _ops_socket(args: argparse.Namespace) -> socket.socket | None:
         ) from None
     _metrics.env_exporters()  # an exporter OTEL_METRICS_EXPORTER names that is not installed
     return _http.bind(args.ops_port, args.ops_host or _http.DEFAULT_HOST)
+
+
+def _ops_traces(args: argparse.Namespace) -> tuple[bool, float | None]:
+    """Whether `--ops-traces` is on, and its sampling ratio (None: the SDK's sampler, from
+    OTEL_TRACES_SAMPLER); a bad ratio or a span exporter not installed is refused here."""
+    if args.ops_traces is None:
+        return False, None
+    ratio = None
+    if args.ops_traces != "":
+        try:
+            ratio = float(args.ops_traces)
+        except ValueError:
+            ratio = -1.0
+        if not 0.0 <= ratio <= 1.0:
+            raise ValueError(
+                f"--ops-traces takes the share of calls to trace, from 0 to 1 (none: "
+                f"OTEL_TRACES_SAMPLER's); got {args.ops_traces}"
+            )
+    from .ops import _traces
+
+    _traces.env_span_exporters()  # OTEL_TRACES_EXPORTER names one that is not installed
+    return True, ratio
 
 
 class _SpecError(ValueError):
@@ -402,6 +435,8 @@ class _Boot:
     build_dir: Path
     reload: bool
     ops: socket.socket | None = None  # --ops-port's listening socket
+    traces: bool = False  # --ops-traces
+    trace_ratio: float | None = None  # its ratio (None: OTEL_TRACES_SAMPLER's sampler)
 
     async def start(self) -> list[str]:
         if self.spec is not None:
@@ -429,6 +464,12 @@ async def _node_main(
     loop.add_signal_handler(signal.SIGUSR2, _reload_changed)
     server = await _control.serve(socket_path, cookie)
     endpoint = None
+    if boot.traces:
+        from .ops import _traces
+
+        _traces.enable_tracing(sample_ratio=boot.trace_ratio)
+        ratio = "the sampler of OTEL_TRACES_SAMPLER" if boot.trace_ratio is None else None
+        _logger.info("tracing calls, sampling %s", ratio or f"{boot.trace_ratio:g} of the traces")
     try:
         if boot.ops is not None:  # up while the applications start: /readyz says 503
             from .ops import _http
@@ -453,6 +494,8 @@ async def _node_main(
     finally:
         if endpoint is not None:  # (it answered "down" while the applications stopped)
             await endpoint.close()
+        if boot.traces:
+            _traces.disable_tracing()  # the spans still batched are exported
         await server.close()  # each open connection is told that the node is stopping
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2):
             loop.remove_signal_handler(sig)

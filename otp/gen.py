@@ -12,11 +12,27 @@ the public `otp` API. A behaviour of your own (a pool, a GenStage) is built the 
   `check_timeout`;
 - the node: `node()`, with `.init_pid` (the sender of the node's own signals) and
   `.report_watchers`;
-- signals: `kill(process, reason)`, an exit signal no process can trap.
+- signals: `kill(process, reason)`, an exit signal no process can trap;
+- traces: `accept_traced_calls(entry)`, `server_span(process, context)` (below).
 
 A call is `("$gen_call", (caller, tag), request)` and its reply `(tag, value)`, as in
 Erlang; system messages (`otp.sys`) are `("system", from_, request)`, handled by
 `otp.sys.handle` for a process that implements `otp.sys.SystemHandler`.
+
+**The traced form.** While the node traces its calls (`otp.ops.enable_tracing`), a call is
+`("$gen_call", (caller, tag), request, context)`: the same three elements and a fourth, the
+caller's OpenTelemetry `Context` (holding the span of its call). It goes only to a local
+process whose body was marked with `accept_traced_calls(entry)` (the function the
+behaviour spawns; GenServer's, which every behaviour here runs on, is). Every other process,
+and every call while tracing is off, gets the plain form, unchanged; a reply is always
+`(tag, value)`. The loop of a marked body runs the callback inside
+`with server_span(process, context):`, which starts the server's span as a child of the
+caller's, makes it current (a call made in the callback is its child) and records an
+exception that leaves the block:
+
+    case ("$gen_call", from_, request, context):
+        with gen.server_span(gen.current(), context):
+            result = self.handle_call(request, from_, state)
 """
 
 from __future__ import annotations
@@ -24,12 +40,14 @@ from __future__ import annotations
 from ._call import From as From
 from ._call import RequestId as RequestId
 from ._call import RequestIdCollection as RequestIdCollection
+from ._call import accept_traced_calls as accept_traced_calls
 from ._call import call as call
 from ._call import check_response as check_response
 from ._call import check_timeout as check_timeout
 from ._call import receive_response as receive_response
 from ._call import reply as reply
 from ._call import send_request as send_request
+from ._call import server_span as server_span
 from ._call import wait_any as wait_any
 from ._call import wait_response as wait_response
 from ._mailbox import deliver as deliver
@@ -44,6 +62,7 @@ __all__ = [
     "Process",
     "RequestId",
     "RequestIdCollection",
+    "accept_traced_calls",
     "call",
     "check_response",
     "check_timeout",
@@ -55,6 +74,7 @@ __all__ = [
     "reply",
     "send",
     "send_request",
+    "server_span",
     "wait_any",
     "wait_response",
 ]

@@ -1,10 +1,14 @@
-"""Operations: the node's metrics through OpenTelemetry, and the HTTP ops endpoint.
+"""Operations: the node's metrics and traces through OpenTelemetry, and the HTTP endpoint.
 
 | API                                   | what it does                                        |
 |---------------------------------------|-----------------------------------------------------|
 | `otp run SPEC --ops-port PORT`        | serves `/metrics`, `/healthz`, `/readyz` (below)    |
+| `otp run SPEC --ops-traces [RATIO]`   | traces `GenServer.call`s (`OTEL_TRACES_EXPORTER`)   |
 | `otp.ops.enable_metrics(provider)`    | the meter `otp` on, into your meter provider        |
 | `otp.ops.disable_metrics()`           | off again: no cost left on any path                 |
+| `otp.ops.enable_tracing(provider)`    | a span per call and per `handle_call` (the tracer `otp`) |
+| `otp.ops.enable_tracing(sample_ratio=r)` | the same into a provider built from `OTEL_*`     |
+| `otp.ops.disable_tracing()`           | off again                                           |
 | `await otp.ops.serve(port, host)`     | the endpoint from Python (needs the `ops` extra)    |
 | `otp.ops.start_alarms(node)`          | alarms on `otp.alarm` (`otp run` starts them)       |
 | `otp.ops.active_alarms()`             | the alarms raised now                               |
@@ -22,7 +26,23 @@ node, into the meter provider you configured (the global one by default):
         otp.ops.enable_metrics(MeterProvider(metric_readers=[reader]))
         ...
 
-The guide "Observability" lists the metrics and the endpoint's answers.
+Tracing is off by default too. On, each `GenServer.call` has a CLIENT span in the caller
+and a SERVER span around the server's `handle_call`, its child: the caller's context travels
+in the call message, so a call made from `handle_call` continues the same trace:
+
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+
+    async def main():
+        otp.ops.enable_tracing(provider)
+        ...
+
+The guide "Observability" lists the metrics, the spans and the endpoint's answers.
 """
 
 from __future__ import annotations
@@ -40,6 +60,10 @@ from ._metrics import CALL_SAMPLE as CALL_SAMPLE
 from ._metrics import disable_metrics as disable_metrics
 from ._metrics import enable_metrics as enable_metrics
 from ._metrics import metrics_enabled as metrics_enabled
+from ._traces import disable_tracing as disable_tracing
+from ._traces import enable_tracing as enable_tracing
+from ._traces import tracer_provider as tracer_provider
+from ._traces import tracing_enabled as tracing_enabled
 
 if TYPE_CHECKING:
     from ._http import Endpoint
@@ -52,11 +76,15 @@ __all__ = [
     "JsonFormatter",
     "active_alarms",
     "disable_metrics",
+    "disable_tracing",
     "enable_metrics",
+    "enable_tracing",
     "health",
     "metrics_enabled",
     "serve",
     "start_alarms",
+    "tracer_provider",
+    "tracing_enabled",
 ]
 
 

@@ -15,6 +15,9 @@ raised and not yet cleared (what `/healthz` shows). An alarm is known by its `ki
 - `long_callback`, offender `(pid or task name, callback)`: one callback held the event
   loop for more than 0.1 s (Erlang's `long_schedule`); cleared once that process or task
   has not held it for 10 s.
+- `call_p99`, offender the server's class (its name, as the metrics label it): the 99th
+  percentile of its `GenServer.call`s over the last 10 s is above 50 ms; cleared when it is
+  back to 80% of that (40 ms) or less, or no call of the class was timed in the window.
 
 How each is watched, at no cost per message or per call:
 
@@ -28,6 +31,12 @@ How each is watched, at no cost per message or per call:
   (`otp.watchdog`, `OTP_LOOP_BLOCK_WARNING`, default 0.1 s). Without the watchdog, or with
   `otp.watchdog` logging above WARNING, these two are never raised; a threshold under the
   watchdog's acts as the watchdog's.
+- `call_p99`: the calls the metrics time (`otp.call.duration`: one in `call_sample`, 32)
+  also go into a short ring per server class (`_metrics.RECENT`, the latest 1,024: one
+  append per timed call, nothing on the others); each check drains the rings into the
+  window and takes the p99 of what the window holds (with fewer than 100 calls in it,
+  about their slowest). It needs the metrics on (`otp run
+  --ops-port`, or `otp.ops.enable_metrics`); without them it is never raised.
 
 Each threshold is an option of `Options`, read from the environment by `Options.from_env`
 (`0` or `off` turns an alarm off):
@@ -41,6 +50,8 @@ Each threshold is an option of `Options`, read from the environment by `Options.
 | `long_callback`     | `OTP_ALARM_LONG_CALLBACK`     | 0.1 (seconds) |
 | `loop_clear_after`  | `OTP_ALARM_LOOP_CLEAR_AFTER`  | 10.0 (seconds the loop runs freely) |
 | `check_interval`    | `OTP_ALARM_CHECK_INTERVAL`    | 1.0 (seconds between checks) |
+| `call_p99`          | `OTP_ALARM_CALL_P99`          | 0.05 (seconds, a class's call p99) |
+| `call_p99_window`   | `OTP_ALARM_CALL_P99_WINDOW`   | 10.0 (... over these last seconds) |
 
 Alarms run in a process of the node's own (a system process), started by `start(node)`:
 `otp run` starts it; a program that calls `otp.run` itself calls `start()` from its main
@@ -51,6 +62,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import heapq
 import logging
 import math
 import os
@@ -71,7 +83,8 @@ from ._logs import json_value
 
 __all__ = ["KINDS", "Alarm", "AlarmReport", "Options", "active", "offender_text", "start"]
 
-KINDS: Final = ("long_mailbox", "restarts", "loop_lag", "long_callback")
+KINDS: Final = ("long_mailbox", "restarts", "loop_lag", "long_callback", "call_p99")
+CALL_P99_CLEAR: Final = 0.8  # a call_p99 alarm clears at this share of its threshold
 
 _logger = logging.getLogger("otp.alarm")
 _watchdog_logger = logging.getLogger("otp.watchdog")
@@ -154,6 +167,8 @@ class Options:
     long_callback: float | None = 0.1
     loop_clear_after: float = 10.0
     check_interval: float = 1.0
+    call_p99: float | None = 0.05
+    call_p99_window: float = 10.0
 
     @classmethod
     def from_env(cls) -> Options:
@@ -162,6 +177,7 @@ class Options:
         period = _env_number("OTP_ALARM_RESTART_PERIOD", d.restart_period, float)
         clear = _env_number("OTP_ALARM_LOOP_CLEAR_AFTER", d.loop_clear_after, float)
         interval = _env_number("OTP_ALARM_CHECK_INTERVAL", d.check_interval, float)
+        window = _env_number("OTP_ALARM_CALL_P99_WINDOW", d.call_p99_window, float)
         return cls(
             long_mailbox=_env_int("OTP_ALARM_LONG_MAILBOX", d.long_mailbox),
             restarts=_env_int("OTP_ALARM_RESTARTS", d.restarts),
@@ -170,6 +186,8 @@ class Options:
             long_callback=_env_number("OTP_ALARM_LONG_CALLBACK", d.long_callback, float),
             loop_clear_after=d.loop_clear_after if clear is None else clear,
             check_interval=d.check_interval if interval is None else interval,
+            call_p99=_env_number("OTP_ALARM_CALL_P99", d.call_p99, float),
+            call_p99_window=d.call_p99_window if window is None else window,
         )
 
 
@@ -223,6 +241,8 @@ class _Table:
         self.alarms: dict[tuple[str, Any], Alarm] = {}
         self.restarts: dict[tuple[Any, Any], deque[float]] = {}
         self.last_blocked: dict[tuple[str, Any], float] = {}  # loop alarms: last seen
+        # call_p99: by server class, the durations of its timed calls, one batch per check
+        self.calls: dict[str, deque[tuple[float, list[float]]]] = {}
 
     # -- raising and clearing --
 
@@ -264,6 +284,34 @@ class _Table:
             if now - seen >= quiet:
                 del self.last_blocked[key]
                 self.clear(*key, quiet_for=quiet)
+        p99_limit = self.options.call_p99
+        if p99_limit is not None:
+            self.check_calls(p99_limit, now)
+
+    def check_calls(self, limit: float, now: float) -> None:
+        """Each server class's call p99 over the window, from the calls the metrics timed
+        since the last check and those of the checks still within the window."""
+        ops = self.node.ops
+        metrics = None if ops is None else ops.metrics
+        if metrics is not None:
+            for label, durations in metrics.drain_recent().items():
+                self.calls.setdefault(label, deque()).append((now, durations))
+        window = self.options.call_p99_window
+        for label, batches in list(self.calls.items()):
+            while batches and batches[0][0] <= now - window:
+                batches.popleft()
+            count = sum(len(durations) for _, durations in batches)
+            p99 = _p99([d for _, durations in batches for d in durations], count)
+            if not batches:
+                del self.calls[label]
+            if p99 is None or p99 <= limit * CALL_P99_CLEAR:
+                self.clear("call_p99", label, p99=p99, calls=count)
+            elif p99 > limit or ("call_p99", label) in self.alarms:  # (raise, or follow)
+                details = {"p99": p99, "calls": count, "window": window, "limit": limit}
+                self.set("call_p99", label, details)
+        for kind, label in [key for key in self.alarms if key[0] == "call_p99"]:
+            if label not in self.calls:  # (metrics turned off: nothing left to judge by)
+                self.clear(kind, label, p99=None, calls=0)
 
     def check_mailboxes(self, limit: int) -> None:
         procs = self.node.procs
@@ -339,6 +387,14 @@ class _Table:
                 },
             )
             self.last_blocked[("long_callback", offender)] = now
+
+
+def _p99(durations: list[float], count: int) -> float | None:
+    """The 99th percentile of `count` durations (nearest rank); None for none."""
+    if not count:
+        return None
+    above = count - math.ceil(0.99 * count) + 1  # the p99 and the durations over it
+    return heapq.nlargest(above, durations)[-1]
 
 
 def _report(level: int, report: AlarmReport) -> None:

@@ -4,8 +4,11 @@ Nothing here runs per message. What the kernel already counts (the process table
 process's received-message count and mailbox) is read when a reader collects, in one pass
 over the processes; restarts, upgrades and rollbacks come from the node's report watchers;
 the loop lag from a timer on the loop. The one cost on a hot path is `otp.call.duration`:
-`GenServer.call` asks `call_started` (a countdown) and times one call in `call_sample`.
-When metrics are off, `node.ops` is None and nothing of this module runs.
+`GenServer.call` asks `node.ops` (a countdown, `_state.Ops.call_started`) and times one call
+in `call_sample`.
+The timed calls' durations also go, by server class, into a short ring each (`RECENT`) that
+the call p99 alarm drains on its tick. When metrics are off (and traces too), `node.ops` is
+None and nothing of this module runs.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import os
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from operator import attrgetter
@@ -27,6 +31,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from .. import _node
 from .._values import Pid
 from ..reports import describe_entry
+from ._state import Ops, ops_of, release_ops
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics.export import MetricReader
@@ -35,16 +40,19 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CALL_SAMPLE",
+    "RECENT",
     "Metrics",
     "disable_metrics",
     "enable_metrics",
     "env_exporters",
     "env_readers",
     "metrics_enabled",
+    "metrics_of",
 ]
 
 CALL_SAMPLE: Final = 32  # time one GenServer call in this many (see the guide)
 TOP: Final = 10  # processes named in otp.mailbox.length
+RECENT: Final = 1024  # timed calls kept per server class for the call p99 alarm's next tick
 LAG_INTERVAL: Final = 0.1  # seconds between two loop-lag probes
 MAILBOX_BUCKETS: Final = (0, 1, 10, 100, 1000, 10_000)
 CALL_BUCKETS: Final = (
@@ -156,36 +164,35 @@ _by_provider_lock = threading.Lock()
 def _metrics_of(provider: Any) -> Metrics | None:
     """The running node's metrics, if they go to `provider`."""
     node = _node.current
-    state = None if node is None else node.ops
-    if type(state) is Metrics and state.provider is provider:
+    state = None if node is None else metrics_of(node)
+    if state is not None and state.provider is provider:
         return state
     return None
 
 
 class Metrics:
-    """The metrics of one node (its `node.ops`): what the instruments read and the call
-    sampler. Internal: use `enable_metrics`."""
+    """The metrics of one node (its `node.ops.metrics`): what the instruments read, the call
+    sampler and the recent call durations. Internal: use `enable_metrics`."""
 
     __slots__ = (
         "_call_attrs",
-        "_countdown",
         "_lag_due",
         "_lag_timer",
         "_snapshot",
         "call_sample",
-        "ended_messages",
         "instruments",
         "node",
         "provider",
+        "recent",
     )
 
     def __init__(self, node: _node.Node, provider: Any, call_sample: int) -> None:
         self.node = node
         self.provider = provider
-        self.call_sample = call_sample
-        self._countdown = call_sample
-        self.ended_messages = 0  # messages of the processes that ended while metrics were on
-        self._call_attrs: dict[type | None, dict[str, str]] = {}
+        self.call_sample = call_sample  # (the countdown is node.ops's: one call fewer)
+        # by server class: its label, and its timed calls' durations since the last drain
+        self._call_attrs: dict[type | None, tuple[dict[str, str], deque[float]]] = {}
+        self.recent: dict[str, deque[float]] = {}  # by the label `server`
         self._snapshot: _Snapshot | None = None
         self._lag_timer: Any = None
         self._lag_due = 0.0
@@ -197,23 +204,29 @@ class Metrics:
 
     # -- GenServer.call (the kernel calls these) -------------------------------------------
 
-    def call_started(self) -> float:
-        """The start time of a call to time, or 0.0 for a call not sampled."""
-        self._countdown -= 1
-        if self._countdown:
-            return 0.0
-        self._countdown = self.call_sample
-        return time.perf_counter()
-
     def call_done(self, proc: Process, started: float) -> None:
         elapsed = time.perf_counter() - started
         cls = proc.behaviour
-        attrs = self._call_attrs.get(cls)
-        if attrs is None:
-            attrs = self._call_attrs[cls] = {
-                "server": "(process)" if cls is None else cls.__qualname__
-            }
+        found = self._call_attrs.get(cls)
+        if found is None:
+            label = "(process)" if cls is None else cls.__qualname__
+            recent = self.recent.get(label)
+            if recent is None:
+                recent = self.recent[label] = deque(maxlen=RECENT)
+            found = self._call_attrs[cls] = ({"server": label}, recent)
+        attrs, recent = found
         self.instruments.call_duration.record(elapsed, attrs)
+        recent.append(elapsed)
+
+    def drain_recent(self) -> dict[str, list[float]]:
+        """The durations of the calls timed since the last drain (at most RECENT each, the
+        latest), by server class label; the rings are left empty."""
+        drained = {}
+        for label, recent in self.recent.items():
+            if recent:
+                drained[label] = list(recent)
+                recent.clear()
+        return drained
 
     def mailbox_dropped(self, proc: Process) -> None:
         """A full bounded mailbox dropped a message (see otp._overload)."""
@@ -280,7 +293,9 @@ class Metrics:
         if snap is not None and now - snap.taken < _SNAPSHOT_AGE:
             return snap
         procs = list(self.node.procs.values())
-        sent = self.ended_messages + sum(map(_msg_count, procs))
+        ops = self.node.ops
+        ended = 0 if ops is None else ops.ended_messages
+        sent = ended + sum(map(_msg_count, procs))
         queued = [(len(p.mbox), p) for p in procs if p.mbox]  # (most mailboxes are empty)
         counts = [0] * (len(MAILBOX_BUCKETS) + 1)  # the last: over the last bound
         counts[0] = len(procs) - len(queued)
@@ -338,25 +353,35 @@ def enable_metrics(
     state = Metrics(node, provider, call_sample)
     node.report_watchers.append(state.on_report)
     state._start_lag_probe()
-    node.ops = state
+    ops = ops_of(node)
+    ops.ended_messages = 0  # messages sent counts from now on
+    ops.call_sample = ops.countdown = call_sample
+    ops.metrics = state
 
 
 def disable_metrics() -> None:
     """Turn the running node's metrics off (no cost left on any path); a no-op when off."""
     node = _node.get()
-    state = node.ops
-    if type(state) is not Metrics:
+    state = metrics_of(node)
+    if state is None:
         return
-    node.ops = None
+    node.ops.metrics = None
+    release_ops(node)
     state._stop_lag_probe()
     if state.on_report in node.report_watchers:
         node.report_watchers.remove(state.on_report)
 
 
+def metrics_of(node: _node.Node) -> Metrics | None:
+    """The node's metrics, None when they are off."""
+    ops: Ops | None = node.ops
+    return None if ops is None else ops.metrics
+
+
 def metrics_enabled() -> bool:
     """True when the running node's metrics are on."""
     node = _node.current
-    return node is not None and type(node.ops) is Metrics
+    return node is not None and metrics_of(node) is not None
 
 
 def env_exporters() -> list[Any]:

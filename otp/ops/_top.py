@@ -1,7 +1,8 @@
 """`otp top`: a live view of a running node in the terminal, drawn with rich.
 
 Each refresh is one `top` request over the control socket (see `otp._control._top`): the node
-answers the busiest processes, its supervisors and its alarms; this module only draws them.
+answers the busiest processes (by mailbox length, message rate or time in callbacks), its
+supervisors and its alarms; this module only draws them.
 The live view redraws every `interval` seconds in the terminal's alternate screen (as htop
 does) and ends on `q` or Ctrl-C; `once` prints one frame, its rates measured over one
 interval, and returns.
@@ -32,6 +33,7 @@ from .. import _control
 __all__ = ["live", "once", "render"]
 
 SUPERVISOR_ROWS = 10  # the supervisors shown: those with the most restarts
+SORTED_BY = {"mailbox": "mailbox length", "rate": "message rate", "time": "time in callbacks"}
 PLAIN_WIDTH = 160  # the width of a frame printed to a file or pipe
 
 
@@ -166,24 +168,31 @@ def _supervisors_table(supervisors: list[dict[str, Any]]) -> Table:
 
 
 def _processes_table(frame: dict[str, Any]) -> Table:
-    key = "mailbox length" if frame["sort"] == "mailbox" else "message rate"
-    table = Table(title=f"processes by {key}", title_justify="left", box=box.SIMPLE_HEAD)
+    by_time = frame["sort"] == "time"
+    title = f"processes by {SORTED_BY[frame['sort']]}"
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
     table.add_column("pid")
     table.add_column("name")
     table.add_column("behaviour")
     table.add_column("mailbox", justify="right")
     table.add_column("msg/s", justify="right")
+    if by_time:  # (the share of the interval the loop spent in its callbacks, sampled)
+        table.add_column("time%", justify="right")
     table.add_column("application")
     for row in frame["rows"]:
         rate = row["rate"]
-        table.add_row(
+        cells: list[Any] = [
             row["pid"],
             row["name"] or "",
             row["behaviour"] or row["initial_call"],
             Text(str(row["mailbox"]), style="bold red" if row["mailbox"] else ""),
             "-" if rate is None else f"{rate:.0f}",
-            row["application"] or ("(system)" if row["system"] else ""),
-        )
+        ]
+        if by_time:
+            spent = row.get("time")
+            cells.append("-" if spent is None else f"{spent * 100:.1f}")
+        cells.append(row["application"] or ("(system)" if row["system"] else ""))
+        table.add_row(*cells)
     return table
 
 

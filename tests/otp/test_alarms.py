@@ -7,18 +7,23 @@ after a short quiet time, so a slow machine only delays the clear.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import AsyncIterator, Iterator
 from types import MappingProxyType
 from typing import Any
 from unittest.mock import ANY
 
 import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 import otp
+import otp.ops
 from behaviours import GenServer, NoReply, Reply, Supervisor
 from otp import _node
 from otp._watchdog import ENV, LoopBlocked
@@ -330,12 +335,125 @@ async def test_a_callback_that_blocks_the_loop_raises_the_loop_alarms(
     await GenServer.stop(pid)
 
 
+# -- call_p99 ------------------------------------------------------------------------------
+
+
+class Slow(GenServer[None]):
+    """Answers after about 80 ms (awaiting: the loop runs on), or at once for "fast"."""
+
+    def init(self, arg: Any) -> None:
+        return None
+
+    async def handle_call(self, request: Any, from_: Any, state: None) -> Reply[None]:
+        if request != "fast":
+            await asyncio.sleep(0.08)
+        return Reply(request, state)
+
+
+class Quick(GenServer[None]):
+    def init(self, arg: Any) -> None:
+        return None
+
+    def handle_call(self, request: Any, from_: Any, state: None) -> Reply[None]:
+        return Reply(request, state)
+
+
+@pytest.fixture
+async def timed_calls() -> AsyncIterator[None]:
+    """The node's metrics on, every call timed (the call p99 alarm reads them)."""
+    provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    otp.ops.enable_metrics(provider, call_sample=1)
+    yield
+    otp.ops.disable_metrics()
+    provider.shutdown()
+
+
+async def test_a_server_class_with_slow_calls_raises_the_call_p99_alarm_cleared_later(
+    node: Any, forwards: list[Forward], timed_calls: None
+) -> None:
+    forward(forwards)
+    now = [1000.0]
+    options = Options(check_interval=0.005, call_p99=0.05, call_p99_window=10.0)
+    _alarms.start(options=options, clock=lambda: now[0])
+    slow = await Slow.start(None, name="slow")
+    quick = await Quick.start(None)
+    assert slow is not None and quick is not None
+    for i in range(50):
+        await GenServer.call(quick, i)
+    await GenServer.call(slow, "slow")
+    level, logger, raised = await alarm("raised", "call_p99", "Slow")
+    assert (level, logger) == ("WARNING", "otp.alarm")
+    assert set(raised.details) == {"p99", "calls", "window", "limit"}
+    assert (raised.details["calls"], raised.details["window"]) == (1, 10.0)
+    assert raised.details["limit"] == 0.05
+    # Quick's calls were judged by the same check or an earlier one: no alarm for them
+    # (a slow machine's loop may raise loop alarms of its own: not the test's)
+    assert [a.offender for a in _alarms.active() if a.kind == "call_p99"] == ["Slow"]
+    health = otp.ops.health()
+    assert health["status"] == "degraded"
+    assert ("call_p99", "Slow") in [(a.kind, a.offender) for a in health["alarms"]]
+    # one slow call among more than a hundred fast ones is under the 99th percentile
+    for _ in range(200):
+        await GenServer.call(slow, "fast")
+    level, _, cleared = await alarm("cleared", "call_p99", "Slow")
+    assert level == "INFO" and cleared.details["calls"] > 100
+    assert cleared.details["p99"] is not None  # (the window is not empty: it was judged)
+    assert [a for a in _alarms.active() if a.kind == "call_p99"] == []
+    for pid in (slow, quick):
+        await GenServer.stop(pid)
+
+
+async def test_the_call_p99_alarm_clears_only_under_its_hysteresis(
+    node: Any, forwards: list[Forward], timed_calls: None
+) -> None:
+    forward(forwards)
+    now = [1000.0]
+    options = Options(call_p99=0.05, call_p99_window=10.0)
+    table = _alarms._Table(_node.get(), options, lambda: now[0])
+    ops = _node.get().ops
+    assert ops is not None and ops.metrics is not None
+    ring = ops.metrics.recent.setdefault("Kv", deque(maxlen=1024))
+
+    def check(durations: list[float]) -> None:
+        now[0] += 11.0  # (a window later: only these count)
+        ring.extend(durations)
+        table.check()
+
+    check([0.001] * 98 + [0.06] * 2)  # the p99 is the 99th of 100: 0.06
+    _, _, raised = await alarm("raised", "call_p99", "Kv")
+    assert raised.details["p99"] == 0.06 and raised.details["calls"] == 100
+    check([0.001] * 99 + [0.06])  # the 99th of 100 is fast
+    _, _, cleared = await alarm("cleared", "call_p99", "Kv")
+    assert cleared.details["p99"] == 0.001
+    check([0.06] * 10)
+    await alarm("raised", "call_p99", "Kv")
+    check([0.045] * 10)  # under the limit, over 80% of it: still raised
+    assert [(a.offender, a.details["p99"]) for a in table.alarms.values()] == [("Kv", 0.045)]
+    check([0.04] * 10)  # 80% of the limit: cleared
+    _, _, cleared = await alarm("cleared", "call_p99", "Kv")
+    assert cleared.details["p99"] == 0.04
+    check([0.06] * 10)
+    await alarm("raised", "call_p99", "Kv")
+    check([])  # no call in the window: nothing says it is slow
+    _, _, cleared = await alarm("cleared", "call_p99", "Kv")
+    assert (cleared.details["p99"], cleared.details["calls"]) == (None, 0)
+    assert table.alarms == {} and table.calls == {}
+
+
+async def test_without_metrics_the_call_p99_alarm_is_never_judged(
+    node: Any, forwards: list[Forward]
+) -> None:
+    table = _alarms._Table(_node.get(), Options(call_p99=0.05), time.monotonic)
+    table.check()
+    assert table.calls == {} and _node.get().ops is None
+
+
 # -- options and lifecycle -----------------------------------------------------------------
 
 
 def test_options_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert Options.from_env() == Options()
-    assert Options() == Options(1000, 3, 60.0, 0.1, 0.1, 10.0, 1.0)
+    assert Options() == Options(1000, 3, 60.0, 0.1, 0.1, 10.0, 1.0, 0.05, 10.0)
     monkeypatch.setenv("OTP_ALARM_LONG_MAILBOX", "5000")
     monkeypatch.setenv("OTP_ALARM_RESTARTS", "off")
     monkeypatch.setenv("OTP_ALARM_RESTART_PERIOD", "30")
@@ -343,7 +461,11 @@ def test_options_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("OTP_ALARM_LONG_CALLBACK", "0")
     monkeypatch.setenv("OTP_ALARM_LOOP_CLEAR_AFTER", "2.5")
     monkeypatch.setenv("OTP_ALARM_CHECK_INTERVAL", "0.25")
-    assert Options.from_env() == Options(5000, None, 30.0, 0.5, None, 2.5, 0.25)
+    monkeypatch.setenv("OTP_ALARM_CALL_P99", "0.2")
+    monkeypatch.setenv("OTP_ALARM_CALL_P99_WINDOW", "30")
+    assert Options.from_env() == Options(5000, None, 30.0, 0.5, None, 2.5, 0.25, 0.2, 30.0)
+    monkeypatch.setenv("OTP_ALARM_CALL_P99", "off")
+    assert Options.from_env().call_p99 is None
 
 
 @pytest.mark.parametrize("value", ["-1", "many", "inf", "1.5"])

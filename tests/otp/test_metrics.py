@@ -52,8 +52,8 @@ class Reader:
     def points(self) -> dict[str, list[tuple[dict[str, Any], Any]]]:
         found: dict[str, list[tuple[dict[str, Any], Any]]] = {}
         ops = _node.get().ops
-        if ops is not None:
-            ops._snapshot = None  # read the process table now, not what it was 0.5 s ago
+        if ops is not None and ops.metrics is not None:
+            ops.metrics._snapshot = None  # read the process table now, not 0.5 s ago
         data = self.reader.get_metrics_data()
         for resource in data.resource_metrics if data is not None else ():
             for scope in resource.scope_metrics:
@@ -204,3 +204,24 @@ async def test_a_blocked_loop_shows_in_the_loop_lag(node: Any, metrics: Reader) 
     otp.send_after(0.0, otp.self(), "tick")  # due after the probe: it has run by then
     await otp.receive(lambda m: m == "tick")
     assert metrics.value("otp.loop.lag").max >= 0.2
+
+
+async def test_messages_a_full_mailbox_drops_are_counted_with_traces_on_too(
+    node: Any, metrics: Reader
+) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    async def full() -> None:
+        await otp.receive(lambda m: m == "never")
+
+    otp.ops.enable_tracing(TracerProvider())  # (node.ops holds both: the drop still counts)
+    try:
+        pid = otp.spawn_opt(full, max_mailbox=2)
+        otp.register("full", pid)
+        for i in range(5):
+            otp.send(pid, i)
+    finally:
+        otp.ops.disable_tracing()
+    dropped = metrics.value("otp.mailbox.dropped", process="full", policy="drop_newest")
+    assert dropped.value == 3
+    otp.exit(pid, otp.KILL)

@@ -206,3 +206,41 @@ def test_an_otel_exporter_that_is_not_installed_is_a_one_line_error(tmp_path: Pa
         "otp: error: OTEL_METRICS_EXPORTER names the exporter 'nonesuch', which is not "
         "installed (for otlp: pip install opentelemetry-exporter-otlp)"
     ]
+
+
+def test_ops_traces_with_a_ratio_outside_0_to_1_is_a_one_line_error(tmp_path: Path) -> None:
+    result = _otp_run(tmp_path, "--ops-traces", "1.5")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "otp: error: --ops-traces takes the share of calls to trace, from 0 to 1 (none: "
+        "OTEL_TRACES_SAMPLER's); got 1.5"
+    ]
+
+
+def test_ops_traces_with_a_span_exporter_not_installed_is_a_one_line_error(
+    tmp_path: Path,
+) -> None:
+    result = _otp_run(tmp_path, "--ops-traces", env={"OTEL_TRACES_EXPORTER": "nonesuch"})
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "otp: error: OTEL_TRACES_EXPORTER names the span exporter 'nonesuch', which is not "
+        "installed (for otlp: pip install opentelemetry-exporter-otlp; "
+        "OTEL_TRACES_EXPORTER=console prints the spans, =none exports none)"
+    ]
+
+
+def test_ops_traces_traces_the_nodes_calls_at_its_ratio(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
+    with running(Node(tmp_path / "run", "--ops-traces", "0.25", spec=DEMO)) as node:
+        node.wait_for("tracing calls, sampling 0.25 of the traces")
+        result = node.otp(
+            "eval", "otp.ops.tracing_enabled(), otp.ops.tracer_provider().sampler.get_description()"
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == (
+            "(True, 'ParentBased{root:TraceIdRatioBased{0.25},remoteParentSampled:AlwaysOnSampler,"
+            "remoteParentNotSampled:AlwaysOffSampler,localParentSampled:AlwaysOnSampler,"
+            "localParentNotSampled:AlwaysOffSampler}')\n"
+        )

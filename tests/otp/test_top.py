@@ -11,14 +11,17 @@ import asyncio
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pexpect
 import pytest
 
 import otp
-from otp import _control
+from behaviours import GenServer, Reply
+from otp import _control, _node, _watchdog
 from tests.otp.test_cli import ROOT, Node
 from tests.otp.test_cli import running as up
 
@@ -67,7 +70,7 @@ def top_once(running: Node, *extra: str) -> list[str]:
     return result.stdout.splitlines()
 
 
-RIGHT = {"mailbox", "msg/s", "children", "restarts", "since"}  # the columns right-justified
+RIGHT = {"mailbox", "msg/s", "time%", "children", "restarts", "since"}  # right-justified
 
 
 def section(lines: list[str], title: str) -> list[dict[str, str]]:
@@ -155,6 +158,33 @@ def test_once_by_rate_shows_the_busiest_receiver_first(running: Node) -> None:
     assert (flooded["mailbox"], flooded["msg/s"]) == ("50", "0")  # none came while measured
 
 
+# (a default argument: the session's names are gone once `otp eval` ends, its processes not)
+SPIN = """
+import time
+async def spin(otp=otp, asyncio=asyncio, time=time):
+    otp.register('spinner', otp.self())
+    while True:
+        time.sleep(0.005)  # in its callback: the loop runs nothing else meanwhile
+        await asyncio.sleep(0)
+otp.spawn(spin)
+"""
+
+
+def test_once_by_time_shows_the_process_that_holds_the_loop_first(running: Node) -> None:
+    evaluate(running, SPIN)
+    flood(running, 50)
+    lines = top_once(running, "--sort", "time")
+    rows = section(lines, "processes by time in callbacks")
+    first = rows[0]
+    assert first["name"] == "spinner" and first["behaviour"] == "__remote__.spin"
+    share = float(first["time%"])
+    assert share > 0
+    flooded = next(row for row in rows if row["name"] == "flood")
+    assert (flooded["mailbox"], flooded["time%"]) == ("50", "0.0")  # it ran no callback
+    by_mailbox = section(top_once(running), "processes by mailbox length")
+    assert by_mailbox[0]["name"] == "flood" and "time%" not in by_mailbox[0]
+
+
 def test_once_limit_caps_the_process_rows(running: Node) -> None:
     flood(running, 3)
     rows = section(top_once(running, "--limit", "2"), "processes by mailbox length")
@@ -170,8 +200,8 @@ def test_top_refuses_bad_options_with_one_line(running: Node) -> None:
     many = running.otp("top", "--once", "--limit", "0")
     assert many.returncode == 1
     assert many.stderr == "otp: error: --limit is a number of processes from 1 to 10000; got 0\n"
-    time_sort = running.otp("top", "--sort", "time")
-    assert time_sort.returncode == 2 and "invalid choice: 'time'" in time_sort.stderr
+    bad_sort = running.otp("top", "--sort", "cpu")
+    assert bad_sort.returncode == 2 and "invalid choice: 'cpu'" in bad_sort.stderr
     cookie = running.otp("top", "--once", "--cookie", "not-the-cookie")
     assert cookie.stderr == "otp: error: unauthenticated: wrong cookie\n"
     piped = subprocess.run(  # the live view needs a terminal
@@ -312,12 +342,63 @@ async def test_top_rates_are_messages_received_since_the_sessions_last_request(
         otp.send(pid, "stop")
 
 
+class Spinner(GenServer[None]):
+    def init(self, arg: Any) -> None:
+        return None
+
+    def handle_call(self, request: Any, from_: Any, state: None) -> Reply[None]:
+        time.sleep(0.01)  # holds the loop on purpose: time in its callback
+        return Reply(request, state)
+
+
+async def test_top_by_time_ranks_processes_by_their_sampled_time_in_callbacks(
+    node: object,
+) -> None:
+    spinner = await Spinner.start_link(None)
+    assert spinner is not None
+    quiet = otp.spawn_link(idle)
+    first = await _control._top({"sort": "time", "session": "t1"})
+    assert all(row["time"] is None for row in first["rows"])  # no interval yet
+    sampler = _watchdog.sampler(_node.get())  # the one the request started
+    assert sampler.running()
+    while not sampler.busy.get(spinner.id):  # until a look caught it in its callback
+        await GenServer.call(spinner, "spin")
+    again = await _control._top({"sort": "time", "session": "t1", "limit": 5})
+    rows = {row["pid"]: row for row in again["rows"]}
+    assert next(iter(rows)) == repr(spinner)
+    share = rows[repr(spinner)]["time"]
+    assert 0 < share <= 1
+    assert rows[repr(quiet)]["time"] == 0.0
+    by_rate = await _control._top({"sort": "rate", "session": "t1"})  # another sort:
+    assert all(row["time"] is None for row in by_rate["rows"])  # not sampled
+    otp.unlink(spinner)
+    await GenServer.stop(spinner)
+    otp.send(quiet, "stop")
+
+
+async def test_a_node_has_one_sampler_until_it_is_stopped(node: object) -> None:
+    sampler = _watchdog.sampler(_node.get())
+    assert _watchdog.sampler(_node.get()) is sampler  # one per node, kept running
+    sampler.stop()
+    sampler._thread.join(5.0)
+    assert not sampler.running() and _node.get() not in _watchdog._samplers
+
+
+def test_the_sampler_ends_with_its_node() -> None:
+    async def main() -> _watchdog.Sampler:
+        return _watchdog.sampler(_node.get())
+
+    sampler = otp.run(main)
+    sampler._thread.join(5.0)
+    assert not sampler._thread.is_alive() and _watchdog._samplers == {}
+
+
 @pytest.mark.parametrize(
     ("args", "error"),
     [
         ({"limit": 0}, "limit is a whole number from 1 to 10000; got 0"),
         ({"limit": True}, "limit is a whole number from 1 to 10000; got True"),
-        ({"sort": "time"}, "sort is one of mailbox, rate; got 'time'"),
+        ({"sort": "cpu"}, "sort is one of mailbox, rate, time; got 'cpu'"),
         ({"session": ""}, "session is a token of 1 to 64 characters; got ''"),
     ],
 )
