@@ -6,8 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.installed-runtime
 DEV := $(VENV)/.installed-dev
+DOCS := $(VENV)/.installed-docs
 
-.PHONY: demo test lint typecheck unit bench docs clean
+.PHONY: demo test lint typecheck unit bench docs docs-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,9 +40,13 @@ unit: $(DEV)
 bench: $(DEV)
 	$(BIN)/python bench/compare.py
 
-docs: $(RUNTIME)
-	$(BIN)/python -m pip install --quiet -e '.[docs]'
-	$(BIN)/mkdocs build --strict
+# `make docs` serves the site at http://127.0.0.1:8000 (rebuilt on save); `make docs-check`
+# builds it as `make test` does: --strict fails on a broken link or a reference that fails.
+docs: $(DOCS)
+	$(BIN)/mkdocs serve
+
+docs-check: $(DOCS)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 clean:
 	rm -rf $(VENV) site build dist .mypy_cache .ruff_cache .hypothesis .benchmarks

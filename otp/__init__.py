@@ -65,6 +65,9 @@ from ._values import Exit as Exit
 from ._values import Pid as Pid
 from ._values import Ref as Ref
 from ._values import is_abnormal as is_abnormal
+from .dist import Atom as Atom
+from .dist import monitor_node as monitor_node
+from .dist import nodes as nodes
 from .errors import AlreadyRegisteredError as AlreadyRegisteredError
 from .errors import AlreadyStartedError as AlreadyStartedError
 from .errors import CallError as CallError
@@ -89,6 +92,7 @@ __all__ = [
     "AlreadyRegisteredError",
     "AlreadyStartedError",
     "Application",
+    "Atom",
     "CallError",
     "CallTimeout",
     "Down",
@@ -117,6 +121,8 @@ __all__ = [
     "link",
     "make_ref",
     "monitor",
+    "monitor_node",
+    "nodes",
     "pg",
     "process_flag",
     "process_info",

@@ -139,6 +139,9 @@ async def call(server: Any, payload: Any, timeout: float = 5.0, *, _kind: str = 
     if proc is None or proc.finished:
         proc, lost = _registry.locate(server, me.pid.node)
         if proc is None:
+            dist = _node.current.dist  # type: ignore[union-attr]  # (a process runs)
+            if dist is not None and lost == NOCONNECTION:  # a process of another node
+                return await dist.call(me, server, payload, wait)
             raise CallError(failed_reason(lost, server), server, payload)
     if proc is me:
         raise CallError("calling_self", server, payload)
@@ -318,6 +321,9 @@ def reply(from_: From, value: Any) -> None:
     pid, tag = from_
     proc = pid._proc
     if proc is None:
+        node = _node.current
+        if node is not None and node.dist is not None and pid.node != node.name:
+            node.dist.send(pid, (tag, value))  # the caller is on another node
         return
     if type(tag) is tuple and len(tag) == 2 and tag[0] == ALIAS:
         monitors = proc.monitors

@@ -46,6 +46,9 @@ def send(dest: Any, msg: Any) -> None:
     # A dead pid, or one of another node (no connection: dropped), has no process.
     proc = dest._proc if type(dest) is Pid else _registry.resolve(dest)
     if proc is None:
+        node = _node.current
+        if node is not None and node.dist is not None:  # a process of another node
+            node.dist.send(dest, msg)
         return
     mbox = proc.mbox
     if mbox is not None and proc.waiter is None and len(mbox) < proc.limit:  # the common case

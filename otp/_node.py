@@ -34,6 +34,7 @@ class Node:
         "config",
         "cookie",
         "creation",
+        "dist",
         "halted",
         "init_pid",
         "interrupt",
@@ -78,6 +79,7 @@ class Node:
         self.on_exit: Callable[[Process], None] | None = None  # what the shutdown watches
         self.on_spawn: Callable[[Process], None] | None = None
         self.ops: Any = None  # the metrics of otp.ops, when they are on (None: no cost)
+        self.dist: Any = None  # the distribution (otp.dist), when the node has one
         self.interrupt: BaseException | None = None  # KeyboardInterrupt/SystemExit in a process
         self._idle: asyncio.Future[None] | None = None
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import time
 from collections.abc import Callable
@@ -42,6 +43,9 @@ def run(
 
     `main` may also be an `Application` or a `"package.module:attr"` path to one: it is
     started (as permanent, with its dependencies) and `run` returns when the node stops.
+    A `name` with a host (`"py@127.0.0.1"`) makes a distributed node (see `otp.dist`): it
+    registers with EPMD (the system's, else an embedded one) and takes `cookie`, else
+    `$OTP_COOKIE`, else `~/.erlang.cookie`; a name without one stays a local node.
     `loop="asyncio"` uses the stdlib event loop instead of uvloop. A process that `main`
     leaves running gets `SHUTDOWN`, then `KILL` after `shutdown_timeout` seconds.
     """
@@ -59,9 +63,14 @@ def run(
     node_name = _node_name(name)
     if cookie is not None and type(cookie) is not str:
         raise TypeError(f"run() takes a cookie as a str, got {cookie!r}")
+    distributed = name is not None and "@" in name
+    if distributed and cookie is None:
+        from .dist._distribution import read_cookie
+
+        cookie = os.environ.get("OTP_COOKIE") or read_cookie()
     try:
         with asyncio.Runner(loop_factory=_loop_factory(loop)) as runner:
-            return runner.run(_boot(node_name, cookie, entry, args, shutdown_timeout))
+            return runner.run(_boot(node_name, cookie, entry, args, shutdown_timeout, distributed))
     finally:
         _node.current = None  # only now: the runner's last cancellations still need the node
 
@@ -87,10 +96,20 @@ def _node_name(name: str | None) -> str:
 
 
 async def _boot(
-    name: str, cookie: str | None, main: AsyncFn, args: tuple[Any, ...], timeout: float
+    name: str,
+    cookie: str | None,
+    main: AsyncFn,
+    args: tuple[Any, ...],
+    timeout: float,
+    distributed: bool = False,
 ) -> Any:
     node = _node.Node(name, cookie, asyncio.get_running_loop())
     _node.current = node
+    if distributed:  # before any process: its pids carry the creation EPMD gives
+        from .dist._distribution import start_distribution
+
+        assert cookie is not None
+        node.dist = await start_distribution(node, cookie)
     halted = False  # the node was stopped before main ended (else: main's outcome counts)
     watchdog = _watchdog.start(node)  # warns when a callback blocks the loop
     try:
@@ -105,6 +124,8 @@ async def _boot(
         finally:
             if watchdog is not None:
                 watchdog.stop()
+            if node.dist is not None:
+                await node.dist.stop()
     if node.interrupt is not None:  # a process raised KeyboardInterrupt or SystemExit
         raise node.interrupt
     if halted:

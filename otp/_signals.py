@@ -79,6 +79,8 @@ def terminate(proc: Process, reason: Any, exc: BaseException | None) -> None:
     pid._proc = None
     proc.mbox = None
     proc.waiter = None
+    if node.dist is not None:  # its links and monitors across nodes
+        node.dist.process_ended(proc, reason)
     if proc.timers:  # timers to a pid die with it (Erlang): their messages go now
         for tref in proc.timers:
             tref.drop()
@@ -144,6 +146,11 @@ def link(pid: Pid) -> None:
     other = pid._proc
     if other is me:
         return
+    if other is None and pid.node != me.pid.node:
+        node = _node.get()
+        if node.dist is not None:
+            node.dist.link(me, pid)
+            return
     if other is None or other.finished:
         reason = NOPROC if pid.node == me.pid.node else NOCONNECTION
         exit_signal(me, pid, reason, linked=True)
@@ -160,12 +167,20 @@ def unlink(pid: Pid) -> None:
     other = pid._proc
     if other is not None and other.links:
         other.links.discard(me.pid)
+    elif other is None and pid.node != me.pid.node:
+        node = _node.get()
+        if node.dist is not None:
+            node.dist.unlink(me, pid)
 
 
 def monitor(target: Pid | str | tuple[str, str]) -> Ref:
     """Monitor a Pid or a registered name; a `Down` arrives when it ends (at once if it has)."""
     me = _process.current()
     proc, reason = _registry.locate(target, me.pid.node)
+    if proc is None and reason == NOCONNECTION:
+        node = _node.get()
+        if node.dist is not None:
+            return node.dist.monitor(me, target)  # type: ignore[no-any-return]
     if proc is None:
         ref = _node.make_ref()
         deliver(me, Down(ref, target, reason))
@@ -188,6 +203,10 @@ def remove_monitor(me: Process, ref: Ref, flush: bool) -> bool:
         tproc = target._proc
         if tproc is not None and tproc.watchers:
             tproc.watchers.pop(ref, None)
+    else:
+        node = _node.current
+        if node is not None and node.dist is not None and node.dist.demonitor(me, ref):
+            return True  # (a monitor of a remote process: its Down was never queued)
     # While the monitor was active no Down of it can be queued: scan only when it was not.
     # A monitor delivers at most one Down.
     mbox = me.mbox
@@ -213,6 +232,13 @@ def exit(*args: Any) -> None:
     _check_pid(pid, "exit")
     target = pid._proc
     if target is None:
+        node = _node.current
+        if node is not None and node.dist is not None and pid.node != node.name:
+            try:
+                sender = _process.current().pid
+            except NoProcessError:
+                sender = node.init_pid
+            node.dist.exit(sender, pid, reason)
         return
     try:
         sender = _process.current().pid

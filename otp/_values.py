@@ -128,7 +128,9 @@ class Ref:
 
     __slots__ = ("_creation", "_id", "_node")
 
-    def __init__(self, node: str, id: int, creation: int = 0) -> None:
+    # `id` is an int for the refs this node makes; a ref of another node (otp.dist) keeps
+    # the tuple of its words, so that it goes back out exactly as it came.
+    def __init__(self, node: str, id: int | tuple[int, ...], creation: int = 0) -> None:
         self._node = node
         self._id = id
         self._creation = creation
@@ -147,9 +149,11 @@ class Ref:
         )
 
     def __hash__(self) -> int:
-        return self._id
+        return hash(self._id)
 
     def __repr__(self) -> str:
+        if type(self._id) is tuple:  # another node's: its words, as Erlang prints them
+            return f"#Ref<{self._node}.{'.'.join(map(str, reversed(self._id)))}>"
         return f"#Ref<0.0.{self._creation}.{self._id}>"
 
     def __copy__(self) -> Ref:
@@ -162,16 +166,22 @@ class Ref:
         return (Ref, (self._node, self._id, self._creation))
 
 
+_node_module: Any = None
+
+
 def _rebuilt_pid(node: str, id: int, serial: int, creation: int) -> Pid:
     """A pid rebuilt from its parts: the live pid of this node's process when it names
     one (so that messages reach it), else a pid of no local process."""
-    from . import _node
+    global _node_module
+    if _node_module is None:  # (imported here once: _node imports this module)
+        from . import _node as _node_module
 
-    here = _node.current
+    here = _node_module.current
     if here is not None and node == here.name and creation == here.creation:
         proc = here.procs.get(id)
         if proc is not None and proc.pid._serial == serial:
-            return proc.pid
+            live: Pid = proc.pid
+            return live
     return Pid(node, id, serial, creation)
 
 

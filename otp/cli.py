@@ -3,6 +3,7 @@
     otp run SPEC [--name N] [--cookie C] [--config F] [--set app.key=value] [--run-dir D]
             [--reload] [--log-level LEVEL] [--log-format text|json]
             [--ops-port PORT [--ops-host HOST]] [--ops-traces [RATIO]]
+            [--epmd auto|system|embedded] [--dist-listen HOST:PORT]
     otp run --release [VSN] [--build-dir B] ...   (a release's snapshot: the permanent one)
     otp status | tree [--json] | stop        [--name N] [--run-dir D] [--cookie C]
     otp top [--sort mailbox|rate|time] [--interval S] [--limit N] [--once]
@@ -14,7 +15,9 @@
               | rollback | permanent | list  [--name N] [--run-dir D] [--cookie C]
 
 `run` starts the application SPEC (`package.module:attr`) with its dependencies, logs to
-stderr, and stops cleanly on SIGTERM or SIGINT (applications in reverse start order). The
+stderr, and stops cleanly on SIGTERM or SIGINT (applications in reverse start order). A
+`--name name@host` makes a distributed node (otp.dist), which Erlang nodes can reach; its
+cookie is `--cookie`, `$OTP_COOKIE` or `~/.erlang.cookie`. The
 other commands reach it through its control socket, `<run-dir>/<name>.sock`; the cookie
 is read from `<run-dir>/<name>.cookie` (owner-only) unless given. A running node holds an
 exclusive lock on `<run-dir>/<name>.lock` for its whole life (the OS drops it when the
@@ -112,6 +115,17 @@ def _parser() -> argparse.ArgumentParser:
         "--set", action="append", default=[], metavar="APP.KEY=VALUE", help="one env value"
     )
     run_p.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
+    run_p.add_argument(
+        "--epmd",
+        choices=("auto", "system", "embedded"),
+        help="a distributed node's EPMD (a --name with @host): the system's if one answers, "
+        "else an embedded one (auto, the default); $ERL_EPMD_PORT is its port",
+    )
+    run_p.add_argument(
+        "--dist-listen",
+        metavar="HOST:PORT",
+        help="where a distributed node listens for peers (default: 127.0.0.1, any port)",
+    )
     run_p.add_argument(
         "--log-level",
         type=str.upper,
@@ -297,7 +311,11 @@ def _run(args: argparse.Namespace) -> int:
     try:  # from here on the socket and cookie paths are ours (a dead node's files are stale)
         ops = _ops_socket(args)  # a port in use is refused here, before the node starts
         traces, ratio = _ops_traces(args)
-        cookie = args.cookie or secrets.token_urlsafe(24)
+        cookie = args.cookie or _default_cookie(args.name)
+        if args.epmd is not None:  # (read by otp.dist when the node starts)
+            os.environ["OTP_EPMD"] = args.epmd
+        if args.dist_listen is not None:
+            os.environ["OTP_DIST_LISTEN"] = args.dist_listen
         _write_cookie(cookie_path, cookie)
         try:
             run(
@@ -322,6 +340,16 @@ def _run(args: argparse.Namespace) -> int:
         os.close(lock)  # only now: the files above are gone
     _logger.info("node stopped")
     return 0
+
+
+def _default_cookie(name: str | None) -> str:
+    """A distributed node's (name@host) cookie is Erlang's, `~/.erlang.cookie`; a local
+    node's is random (it guards only the control socket)."""
+    if name is not None and "@" in name:
+        from .dist import read_cookie
+
+        return read_cookie()
+    return secrets.token_urlsafe(24)
 
 
 def _ops_socket(args: argparse.Namespace) -> socket.socket | None:
