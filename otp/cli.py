@@ -318,7 +318,7 @@ def _run(args: argparse.Namespace) -> int:
             os.environ["OTP_DIST_LISTEN"] = args.dist_listen
         _write_cookie(cookie_path, cookie)
         try:
-            run(
+            refused = run(
                 _node_main,
                 _Boot(args.spec, args.release, args.build_dir, args.reload, ops, traces, ratio),
                 settings,
@@ -338,6 +338,8 @@ def _run(args: argparse.Namespace) -> int:
         if ops is not None:
             ops.close()
         os.close(lock)  # only now: the files above are gone
+    if refused is not None:
+        raise refused  # (main says it in one line)
     _logger.info("node stopped")
     return 0
 
@@ -474,7 +476,10 @@ class _Boot:
 
 async def _node_main(
     boot: _Boot, settings: _config.Settings, socket_path: Path, cookie: str
-) -> None:
+) -> _config.ConfigError | None:
+    """The node's first process: serve the control socket, start the applications, wait.
+    Configuration an application refuses (a value of the wrong type) ends it, returned: the
+    command says it in one line, as it says a mistake found before the node started."""
     node = _node.get()
     node.config.update(settings)
     _alarms.start(node)  # alarms on otp.alarm, listed by /healthz
@@ -504,7 +509,10 @@ async def _node_main(
 
             endpoint = await _http.serve(boot.ops)
             _logger.info("ops endpoint %s (metrics on)", endpoint.url)
-        started = await boot.start()
+        try:
+            started = await boot.start()
+        except _config.ConfigError as refused:
+            return refused
         if endpoint is not None:
             endpoint.ready(started)
         _config.warn_unclaimed(settings, [] if node.apps is None else node.apps.loaded)
@@ -519,6 +527,7 @@ async def _node_main(
             "" if endpoint is None else f"; ops endpoint {endpoint.url}",
         )
         await receive(lambda m: False)
+        return None
     finally:
         if endpoint is not None:  # (it answered "down" while the applications stopped)
             await endpoint.close()
