@@ -105,10 +105,12 @@ class Pid:
         return self._id
 
     def __repr__(self) -> str:
+        """`<0.Id.Serial>` for a pid of this node, or of a node that was not distributed
+        (also once it has stopped); `<node.Id.Serial>` for another node's."""
         from . import _node
 
         current = _node.current
-        if current is not None and self._node == current.name:
+        if self._node == LOCAL_NODE or (current is not None and self._node == current.name):
             return f"<0.{self._id}.{self._serial}>"
         return f"<{self._node}.{self._id}.{self._serial}>"
 
