@@ -303,12 +303,13 @@ async def perform(
             _logger,
             logging.INFO,
             CodeReport(change.module, "upgraded", done.old_vsn, done.new_vsn, len(pids)),
-            "module %s %s from %s to %s (%d processes, paused %.1f ms)",
+            "module %s %s from %s to %s (%d process%s, paused %.1f ms)",
             change.module,
             "downgraded" if change.down else "upgraded",
             done.old_vsn,
             done.new_vsn,
             len(pids),
+            "" if len(pids) == 1 else "es",
             pause * 1000,
         )
     return reports
