@@ -610,6 +610,8 @@ async def _status(args: dict[str, Any]) -> dict[str, Any]:
         "uptime": round(time.time() - node.started_at, 3),
         "processes": len(node.procs),
         "max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "release": _release_status(node),
+        "nodes": None if node.dist is None else sorted(node.dist.conns),
         "applications": [
             {
                 "name": r.name,
@@ -620,6 +622,16 @@ async def _status(args: dict[str, Any]) -> dict[str, Any]:
             for r in running
         ],
     }
+
+
+def _release_status(node: _node.Node) -> dict[str, Any] | None:
+    """The release the node runs, and its status: "permanent", or "current" while it is
+    on trial (installed, not made permanent)."""
+    table = node.release
+    if table is None:
+        return None
+    state = table.releases.get(table.vsn)
+    return {"vsn": table.vsn, "status": None if state is None else state.status}
 
 
 async def _tree(args: dict[str, Any]) -> list[dict[str, Any]]:

@@ -673,7 +673,13 @@ def _status(args: argparse.Namespace) -> int:
         return 0
     print(f"node {status['node']} (os pid {status['os_pid']}), up {status['uptime']:.1f} s")
     print(f"processes: {status['processes']}, max RSS: {status['max_rss_kb'] / 1024:.1f} MiB")
-    print("applications:")
+    release = status.get("release")
+    if release is not None:
+        trial = " (on trial: not yet permanent)" if release["status"] == "current" else ""
+        print(f"release: {release['vsn']}, {release['status']}{trial}")
+    if status.get("nodes") is not None:
+        print(f"connected nodes: {', '.join(status['nodes']) or 'none'}")
+    print("applications (version, start type):")
     for app in status["applications"]:
         print(f"  {app['name']} {app['vsn']} ({app['type']}) {app['description']}".rstrip())
     return 0

@@ -113,6 +113,7 @@ def test_new_code_that_crashes_is_rolled_back_on_its_own(project: Project) -> No
     assert status == "unpacked" and "rolled back" in note and "crashes" in note
     status_out = node.otp("status")
     assert "kv 2.0.0 (permanent)" in status_out.stdout
+    assert "release: 2.0.0, permanent\n" in status_out.stdout
     node.wait_for("kv store answers again as version 2")  # the old code serves again
     project.stop(node)
 
@@ -126,6 +127,9 @@ def test_a_release_never_made_permanent_is_dropped_at_the_next_boot(project: Pro
     assert releases(node) == {"1.0.0": ("permanent", ""), "2.0.0": ("unpacked", "")}
     assert node.otp("release", "upgrade", "2.0.0", "--window", "600").returncode == 0
     assert releases(node)["2.0.0"] == ("current", "")
+    status = node.otp("status").stdout  # the release's status, apart from the apps' type
+    assert "release: 2.0.0, current (on trial: not yet permanent)" in status
+    assert "kv 2.0.0 (permanent)" in status
     project.stop(node)
     again = project.start()
     again.wait_for("kv store answers as version 1")
