@@ -22,10 +22,15 @@ $(DEV): $(RUNTIME)
 	$(BIN)/python -m pip install --quiet -e '.[dev,ops]'
 	touch $@
 
-demo: $(RUNTIME)
-	$(BIN)/python -m apps.ring
+$(DOCS): $(DEV)
+	$(BIN)/python -m pip install --quiet -e '.[dev,ops,docs]'
+	touch $@
 
-test: lint typecheck unit
+# The chat service (apps/chat) under load: crashed and hot-upgraded (docs/guides/chat.md).
+demo: $(RUNTIME)
+	$(BIN)/python -m apps.chat.demo
+
+test: lint typecheck unit docs-check
 
 lint: $(DEV)
 	$(BIN)/ruff check .

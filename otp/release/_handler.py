@@ -355,6 +355,7 @@ async def _install(
     plan, new = _plan(table, vsn)
     code, job = _claim(table, "install")
     from_vsn = table.vsn
+    started = time.perf_counter()
     try:
         reports = await _switch(table, code, new, plan, timeout)
     except ReleaseError as failed:
@@ -370,7 +371,14 @@ async def _install(
     _start_trial(table, trial, window)
     if window <= 0:
         _make_permanent(table)
-    return UpgradeReport(table.manifest.name, from_vsn, vsn, pids)
+    return UpgradeReport(
+        table.manifest.name,
+        from_vsn,
+        vsn,
+        pids,
+        seconds=time.perf_counter() - started,
+        longest_pause=max((r.longest_pause for r in reports), default=0.0),
+    )
 
 
 async def _switch(
