@@ -56,6 +56,9 @@ class RequestId:
 
     __slots__ = ("match", "ref", "request", "server", "tag")
 
+    tag: tuple[str, Ref] | Ref  # a bare ref for a request to another node (otp.dist)
+    match: Callable[[Any], bool]
+
     def __init__(self, server: Any, request: Any, ref: Ref) -> None:
         self.server = server
         self.request = request
@@ -96,6 +99,9 @@ def send_request(server: Any, kind: str, payload: Any, me: Process | None = None
         me = current()
     proc, lost = _registry.locate(server, me.pid.node)
     if proc is None:
+        dist = _node.current.dist  # type: ignore[union-attr]  # (a process runs)
+        if dist is not None and lost == NOCONNECTION:  # a process of another node
+            return dist.send_request(me, server, kind, payload)  # type: ignore[no-any-return]
         req = RequestId(server, payload, _node.make_ref())
         deliver(me, Down(req.ref, server, lost))
         return req
@@ -259,6 +265,10 @@ class RequestIdCollection:
             tag = msg[0]
             if type(tag) is tuple and len(tag) == 2 and tag[0] == ALIAS:
                 entry = self._by_ref.get(tag[1])
+                if entry is not None and entry[0].tag == tag:
+                    return entry
+            elif type(tag) is Ref:  # a request to another node is tagged with its ref
+                entry = self._by_ref.get(tag)
                 if entry is not None and entry[0].tag == tag:
                     return entry
         return None

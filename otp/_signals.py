@@ -162,14 +162,17 @@ def unlink(pid: Pid) -> None:
     """Remove the link between the caller and `pid`, if there is one."""
     me = _process.current()
     _check_pid(pid, "unlink")
-    if me.links:
-        me.links.discard(pid)
+    links = me.links
+    linked = False
+    if links is not None and pid in links:
+        links.discard(pid)
+        linked = True
     other = pid._proc
     if other is not None and other.links:
         other.links.discard(me.pid)
-    elif other is None and pid.node != me.pid.node:
+    elif other is None and linked and pid.node != me.pid.node:
         node = _node.get()
-        if node.dist is not None:
+        if node.dist is not None:  # (the link protocol: only an active link is unlinked)
             node.dist.unlink(me, pid)
 
 

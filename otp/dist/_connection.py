@@ -18,16 +18,25 @@ from typing import Any, Final
 
 from . import etf
 
-__all__ = ["NO_MESSAGE", "Connection"]
+__all__ = ["NO_MESSAGE", "Connection", "frame"]
 
 PASS_THROUGH: Final = 112
 TICK: Final = b"\x00\x00\x00\x00"
 MAX_FRAME: Final = 256 * 1024 * 1024  # a bigger frame is a broken or hostile peer
 NO_MESSAGE: Final = object()  # a control message with no message part
 READ_SIZE: Final = 256 * 1024
+MAX_UNSENT: Final = 16 * 1024 * 1024  # bytes a peer may leave unread before it is dropped
 
 _head = struct.Struct(">I")
 decode_from = etf.decode_from
+
+
+def frame(control: Any, message: Any = NO_MESSAGE) -> bytes:
+    """The pass-through frame of a control message and its message."""
+    body = etf.encode(control)
+    if message is not NO_MESSAGE:
+        body += etf.encode(message)
+    return _head.pack(len(body) + 1) + b"p" + body
 
 
 class _Broken(Exception):
@@ -77,13 +86,15 @@ class Connection:
 
     def send(self, control: Any, message: Any = NO_MESSAGE) -> None:
         """Queue one control message (and its message); written at the end of this loop
-        iteration, with everything else queued in it."""
+        iteration, with everything else queued in it. A term with no Erlang form raises
+        `ETFError` here, in the sender."""
+        self.send_frame(frame(control, message))
+
+    def send_frame(self, data: bytes) -> None:
+        """Queue a frame made by `frame`."""
         if self.closed:
             return
-        body = etf.encode(control)
-        if message is not NO_MESSAGE:
-            body += etf.encode(message)
-        self._out.append(_head.pack(len(body) + 1) + b"p" + body)
+        self._out.append(data)
         if self._flush_handle is None:
             self._flush_handle = self._loop.call_soon(self._flush)
 
@@ -98,6 +109,12 @@ class Connection:
             self._writer.write(data)
         except (ConnectionError, RuntimeError) as exc:
             self.close(f"write failed: {exc}")
+            return
+        transport = self._writer.transport
+        if transport.get_write_buffer_size() > MAX_UNSENT:
+            # Erlang suspends the senders of a busy connection; sends here never wait, so
+            # a peer that stops reading is disconnected before it can exhaust memory.
+            self.close(f"the peer does not read: over {MAX_UNSENT >> 20} MiB unsent", abort=True)
 
     def _tick(self) -> None:
         if self.closed:
@@ -156,6 +173,7 @@ class Connection:
                     (size,) = _head.unpack_from(buf, 0)
                     if READ_SIZE < size <= MAX_FRAME and len(buf) < size + 4:
                         buf += await reader.readexactly(size + 4 - len(buf))
+                        self._read_at = self._loop.time()
         except (ConnectionError, OSError):
             pass
         except _Broken as broken:
@@ -170,11 +188,15 @@ class Connection:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._writer.wait_closed(), timeout)
 
-    def close(self, why: str) -> None:
-        """End the connection (once); its links and monitors fire with `noconnection`."""
+    def close(self, why: str, *, abort: bool = False) -> None:
+        """End the connection (once); its links and monitors fire with `noconnection`.
+        What is queued is written first, unless `abort` (a peer that does not read)."""
         if self.closed:
             return
         self.closed = True
+        if abort:
+            self._out.clear()
+            self._writer.transport.abort()
         if self._out:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 self._writer.write(b"".join(self._out))

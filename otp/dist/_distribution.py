@@ -23,14 +23,15 @@ from pathlib import Path
 from typing import Any, Final
 
 from .. import _node, _signals
+from .._call import RequestId, failed_reason
 from .._mailbox import deliver, receive
 from .._process import Process, current
 from .._spawn import spawn
 from .._values import NOCONNECTION, NOPROC, Down, Pid, Ref
 from ..errors import CallError, CallTimeout, ExitError
 from . import _epmd, _handshake
-from ._connection import NO_MESSAGE, Connection
-from .etf import Atom, ETFError
+from ._connection import NO_MESSAGE, Connection, frame
+from .etf import Atom, encode
 
 __all__ = ["Distribution", "read_cookie", "start_distribution"]
 
@@ -131,10 +132,10 @@ async def start_distribution(node: _node.Node, cookie: str) -> Distribution:
     )
     try:
         await dist.start()
-    except _epmd.EpmdError:
+    except _epmd.EpmdError as exc:
         await dist.stop()
-        if mode != "auto" or dist._embedded is not None:
-            raise
+        if mode != "auto" or not isinstance(exc, _epmd.EpmdUnreachable):
+            raise  # (a taken name, say: an embedded EPMD would not help)
         dist = Distribution(
             node, cookie, host=host, port=int(port), epmd="embedded", ticktime=ticktime, tls=tls
         )
@@ -188,7 +189,7 @@ class Distribution:
         self.tls_client = None if tls is None else tls.context(server=False)
         self.conns: dict[str, Connection] = {}
         self._connecting: dict[str, asyncio.Future[Connection | None]] = {}
-        self._queued: dict[str, list[tuple[Any, Any]]] = {}  # sent while connecting
+        self._queued: dict[str, list[bytes]] = {}  # frames sent while connecting
         self._server: asyncio.Server | None = None
         self._registration: _epmd.Registration | None = None
         self._embedded: _epmd.EmbeddedEpmd | None = None
@@ -196,6 +197,7 @@ class Distribution:
         self.named_watch: dict[Ref, Any] = {}  # remote monitors of our names: ref -> name
         self.node_monitors: dict[str, list[Pid]] = {}  # monitor_node
         self._unlink_ids = 0
+        self._unlinking: dict[tuple[Pid, Pid], int] = {}  # (ours, theirs) -> unlink id
         self._tasks: set[asyncio.Task[None]] = set()
         self._up_waiters: dict[str, list[asyncio.Future[Connection]]] = {}
         self.rpc: dict[tuple[str, str], Callable[..., Any]] = {}  # what erpc may call
@@ -215,9 +217,7 @@ class Distribution:
             await self._embedded.start(self.epmd_port, self.host)
         alive = self.name.split("@", 1)[0]
         local = "127.0.0.1" if self.host in ("0.0.0.0", "", "::") else self.host
-        self._registration = await _epmd.register(
-            alive, self.port, host=local, epmd=self.epmd_port
-        )
+        self._registration = await _epmd.register(alive, self.port, host=local, epmd=self.epmd_port)
         self.node.creation = self._registration.creation
         self.node.init_pid = Pid(self.name, 0, 0, self.node.creation)
         _logger.info("node %s listens for peers on %s:%d", self.name, self.host, self.port)
@@ -228,8 +228,10 @@ class Distribution:
         conns = list(self.conns.values())
         for conn in conns:
             conn.close("node_stopped")
-        for task in list(self._tasks):
+        tasks = list(self._tasks)  # connects and handshakes under way
+        for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self._registration is not None:
             self._registration.close()
         if self._server is not None:
@@ -273,10 +275,9 @@ class Distribution:
         finally:
             if self._connecting.get(peer) is pending:
                 del self._connecting[peer]
-            queued = self._queued.pop(peer, [])
-            if conn is not None:
-                for control, message in queued:
-                    conn.send(control, message)
+            if conn is None and peer not in self.conns:
+                self._queued.pop(peer, None)
+                self._down(peer)  # its links and monitors fire: it cannot be reached
             if not pending.done():
                 pending.set_result(conn)
 
@@ -302,8 +303,14 @@ class Distribution:
         entry = await _epmd.port_please(alive, host, epmd=self.epmd_port)
         if entry is None:
             raise OSError(f"EPMD on {host} does not know {alive!r}")
-        reader, writer = await asyncio.open_connection(
-            host, entry.port, ssl=self.tls_client, server_hostname=host if self.tls_client else None
+        reader, writer = await asyncio.wait_for(  # (Erlang's setup timer)
+            asyncio.open_connection(
+                host,
+                entry.port,
+                ssl=self.tls_client,
+                server_hostname=host if self.tls_client else None,
+            ),
+            _handshake.TIMEOUT,
         )
         _nodelay(writer)
         try:
@@ -326,6 +333,10 @@ class Distribution:
         return self._up(found, reader, writer)
 
     async def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:  # (a handshake under way ends with the node)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         _nodelay(writer)
         try:
             found = await _handshake.accept(
@@ -341,6 +352,9 @@ class Distribution:
             _logger.warning("dist: refused a connection: %s", exc)
             writer.close()
             return
+        except BaseException:  # (the node stops meanwhile)
+            writer.close()
+            raise
         self._up(found, reader, writer)
 
     async def _admit(self, peer: str) -> str:
@@ -371,14 +385,12 @@ class Distribution:
         )
         self.conns[peer.name] = conn
         conn.start()
+        for data in self._queued.pop(peer.name, ()):  # first, in order
+            conn.send_frame(data)
         for waiter in self._up_waiters.pop(peer.name, ()):
             if not waiter.done():
                 waiter.set_result(conn)
         _logger.info("dist: connected to %s", peer.name)
-        for pid in self.node_monitors.get(peer.name, ()):
-            proc = pid._proc
-            if proc is not None:
-                deliver(proc, (Atom("nodeup"), peer.name))
         return conn
 
     def _lost(self, conn: Connection, why: str) -> None:
@@ -388,6 +400,13 @@ class Distribution:
             return
         del self.conns[peer]
         _logger.info("dist: lost %s (%s)", peer, why)
+        self._down(peer)
+
+    def _down(self, peer: str) -> None:
+        """`peer` is not (or no longer) connected: the links, monitors and node monitors
+        that went (or were to go) over its connection fire with `noconnection`."""
+        for key in [k for k in self._unlinking if k[1].node == peer]:
+            del self._unlinking[key]
         for ref, (watcher, node, target) in list(self.monitors.items()):
             if node == peer:
                 del self.monitors[ref]
@@ -413,13 +432,14 @@ class Distribution:
     def _route(self, peer: str, control: Any, message: Any = NO_MESSAGE) -> bool:
         """Send over the connection to `peer`, connecting first if there is none (what
         is sent meanwhile waits for it); False when `peer` cannot be a node."""
+        data = frame(control, message)  # (a term with no Erlang form raises here)
         conn = self.conns.get(peer)
         if conn is not None:
-            conn.send(control, message)
+            conn.send_frame(data)
             return True
         if "@" not in peer or peer == self.name:
             return False
-        self._queued.setdefault(peer, []).append((control, message))
+        self._queued.setdefault(peer, []).append(data)
         if peer not in self._connecting:
             self._start_connect(peer)
         return True
@@ -454,12 +474,7 @@ class Distribution:
         else:
             conn.send((REG_SEND, me.pid, EMPTY, target), request)
 
-        def answer(m: Any) -> bool:
-            t = type(m)
-            if t is tuple and len(m) == 2:
-                return type(m[0]) is Ref and m[0] == ref
-            return t is Down and m.ref == ref
-
+        answer = _answers(ref)
         try:
             msg = await receive(answer, timeout)
         except BaseException as exc:
@@ -472,9 +487,29 @@ class Distribution:
                 raise CallTimeout("timeout", server, payload) from None
             raise
         if type(msg) is Down:
-            raise CallError(_local_reason(msg.reason), server, payload)
+            raise CallError(failed_reason(msg.reason, server), server, payload)
         self.demonitor(me, ref)
         return msg[1]
+
+    def send_request(self, me: Process, server: Any, kind: str, payload: Any) -> RequestId:
+        """`GenServer.send_request` to a process of another node: monitored and sent as
+        `call` does; its reply, `(ref, value)`, is read with `wait_response`."""
+        peer, target = _remote(server)
+        ref = _node.make_ref()
+        req = RequestId(server, payload, ref)
+        req.tag = ref
+        req.match = _answers(ref)
+        if peer is None or peer == self.name:
+            deliver(me, Down(ref, server, NOPROC))
+            return req
+        self.monitors[ref] = (me.pid, peer, server)
+        self._route(peer, (MONITOR_P, me.pid, target, ref))
+        request = (Atom(kind), (me.pid, ref), payload)
+        if type(target) is Pid:
+            self._route(peer, (SEND_SENDER, me.pid, target), request)
+        else:
+            self._route(peer, (REG_SEND, me.pid, EMPTY, target), request)
+        return req
 
     def monitor(self, me: Process, target: Any) -> Ref:
         """`otp.monitor` of a process of another node."""
@@ -506,8 +541,14 @@ class Distribution:
             _signals.exit_signal(me, pid, NOCONNECTION, linked=True)
 
     def unlink(self, me: Process, pid: Pid) -> None:
+        """`otp.unlink` of a linked process of another node (the link protocol of OTP 23:
+        until the peer acknowledges, a LINK or an exit from it is ignored)."""
+        conn = self.conns.get(pid.node)
+        if conn is None:  # the link went with the connection: nothing to tell
+            return
         self._unlink_ids += 1
-        self._route(pid.node, (UNLINK_ID, self._unlink_ids, me.pid, pid))
+        self._unlinking[(me.pid, pid)] = self._unlink_ids
+        conn.send((UNLINK_ID, self._unlink_ids, me.pid, pid))
 
     def exit(self, sender: Pid, pid: Pid, reason: Any) -> None:
         """`otp.exit(pid, reason)` to a process of another node."""
@@ -518,29 +559,34 @@ class Distribution:
         monitors of remote processes end. (The kernel has handled the local ones.)"""
         pid = proc.pid
         links = proc.links
+        watchers = proc.watchers
+        wire = None
         if links:
             for other in links:
                 if other.node != self.name:
-                    self._route(other.node, (PAYLOAD_EXIT, pid, other), _reason(reason))
-        watchers = proc.watchers
+                    wire = _encodable_reason(reason) if wire is None else wire
+                    self._route(other.node, (PAYLOAD_EXIT, pid, other), wire)
         if watchers:
             for ref, watcher in watchers.items():
                 if watcher.node != self.name:
+                    wire = _encodable_reason(reason) if wire is None else wire
                     watched = self.named_watch.pop(ref, pid)
-                    self._route(
-                        watcher.node,
-                        (PAYLOAD_MONITOR_P_EXIT, watched, watcher, ref),
-                        _reason(reason),
-                    )
+                    self._route(watcher.node, (PAYLOAD_MONITOR_P_EXIT, watched, watcher, ref), wire)
         if self.monitors:
             for ref in [r for r, (w, _, _) in self.monitors.items() if w == pid]:
                 self.demonitor(proc, ref)
+        if self.node_monitors:
+            for watching in self.node_monitors.values():
+                if pid in watching:
+                    watching.remove(pid)
 
     # -- from the peers ----------------------------------------------------------------------
 
     def _incoming(self, conn: Connection, control: Any, message: Any) -> None:
-        if type(control) is not tuple or not control or type(control[0]) is not int:
-            raise ETFError(f"a control message that is not a tuple with an operation: {control!r}")
+        if not self._valid(conn, control):  # Erlang drops a peer that sends these
+            _logger.warning("dist: %s sent an invalid control message %r", conn.peer, control)
+            conn.close("an invalid control message")
+            return
         op = control[0]
         if op in (SEND_SENDER, SEND_SENDER_TT):
             self._deliver(control[2], message)
@@ -557,10 +603,13 @@ class Distribution:
             self._linked(conn, control[1], control[2])
         elif op in (SPAWN_REQUEST, SPAWN_REQUEST_TT):
             self._spawn_request(conn, control, message)
-        elif op in (UNLINK_ID, UNLINK_ID_ACK):
-            if op == UNLINK_ID:
-                self._unlinked(control[2], control[3])
-                conn.send((UNLINK_ID_ACK, control[1], control[3], control[2]))
+        elif op == UNLINK_ID:
+            self._unlinked(control[2], control[3])
+            conn.send((UNLINK_ID_ACK, control[1], control[3], control[2]))
+        elif op == UNLINK_ID_ACK:  # (36, Id, From: theirs, To: ours)
+            key = (control[3], control[2])
+            if self._unlinking.get(key) == control[1]:
+                del self._unlinking[key]
         elif op in (EXIT, EXIT_TT, PAYLOAD_EXIT, PAYLOAD_EXIT_TT):
             reason = message if op in (PAYLOAD_EXIT, PAYLOAD_EXIT_TT) else control[-1]
             self._exited(control[1], control[2], reason, linked=True)
@@ -569,6 +618,39 @@ class Distribution:
             self._exited(control[1], control[2], reason, linked=False)
         else:
             _logger.debug("dist: ignored control message %r from %s", control, conn.peer)
+
+    def _valid(self, conn: Connection, control: Any) -> bool:
+        """True when `control` has the shape of its operation: the peer's own pids as
+        senders, this node's as receivers, refs and atoms where they go."""
+        if type(control) is not tuple or not control or type(control[0]) is not int:
+            return False
+        shape = _SHAPES.get(control[0])
+        if shape is None:
+            return True  # an operation this node does not take: ignored
+        if len(control) != len(shape) + 1:
+            return False
+        peer, here = conn.peer, self.name
+        for kind, value in zip(shape, control[1:], strict=True):
+            t = type(value)
+            if kind == "P":
+                ok = t is Pid and value.node == peer
+            elif kind == "O":
+                ok = t is Pid and value.node == here
+            elif kind == "R":
+                ok = t is Ref
+            elif kind == "A":
+                ok = t is Atom
+            elif kind == "T":
+                ok = t is Atom or (t is Pid and value.node == here)
+            elif kind == "F":
+                ok = t is Atom or (t is Pid and value.node == peer)
+            elif kind == "I":
+                ok = t is int
+            else:
+                ok = True
+            if not ok:
+                return False
+        return True
 
     def _deliver(self, to: Any, message: Any) -> None:
         proc = to._proc if type(to) is Pid else None
@@ -638,7 +720,7 @@ class Distribution:
             deliver(proc, Down(ref, monitored, _local_reason(reason)))
 
     def _linked(self, conn: Connection, sender: Any, to: Any) -> None:
-        if type(sender) is not Pid or type(to) is not Pid:
+        if (to, sender) in self._unlinking:  # crossed our unlink: ignored, as in OTP
             return
         proc = to._proc
         if proc is None or proc.finished:
@@ -658,8 +740,8 @@ class Distribution:
         if proc is None or type(sender) is not Pid:
             return
         if linked:
-            if not proc.links or sender not in proc.links:
-                return  # not linked (any more): Erlang ignores it
+            if not proc.links or sender not in proc.links or (to, sender) in self._unlinking:
+                return  # not linked (any more, or being unlinked): Erlang ignores it
             proc.links.discard(sender)
         _signals.exit_signal(proc, sender, _local_reason(reason), linked=linked)
 
@@ -669,7 +751,7 @@ class Distribution:
         """A spawn request: Erlang's erpc runs `erpc:execute_call/4` (or `execute_cast/3`)
         on the target node; here that calls a function `otp.dist.allow_rpc` exposed, in a
         process of its own, and answers as execute_call would. Any other spawn is refused."""
-        req_id, sender, mfa, opts = control[1], control[2], control[4], control[-1]
+        req_id, sender, mfa, opts = control[1], control[2], control[4], control[5]
         opts = opts if type(opts) is list else []
         reply = not any(type(o) is tuple and o[:2] == ("reply", "no") for o in opts)
         monitor = "monitor" in opts
@@ -699,6 +781,8 @@ class Distribution:
     # -- monitor_node ------------------------------------------------------------------------
 
     def monitor_node(self, me: Process, peer: str, flag: bool) -> None:
+        if peer == self.name:  # (as erts: this node is never down to itself)
+            return
         watchers = self.node_monitors.setdefault(peer, [])
         if not flag:
             with contextlib.suppress(ValueError):
@@ -729,6 +813,7 @@ async def _run_rpc(
             value = fn(*args)
             if inspect.isawaitable(value):
                 value = await value
+            encode(value)  # (no Erlang term for it: the caller gets an error, not a hang)
             result = (Atom("return"), value)
         except ExitError as e:
             result = (Atom("exit"), _reason(e.reason))
@@ -737,6 +822,19 @@ async def _run_rpc(
     if tag is None:  # execute_cast: nobody waits for the result
         return
     _signals.kill(current(), (tag, *result))  # (an exit, as erpc's; not a crash to report)
+
+
+def _answers(ref: Ref) -> Callable[[Any], bool]:
+    """The predicate of what ends a request to another node: its reply `(ref, value)`, or
+    the `Down` of its monitor."""
+
+    def answer(m: Any) -> bool:
+        t = type(m)
+        if t is tuple and len(m) == 2:
+            return type(m[0]) is Ref and m[0] == ref
+        return t is Down and m.ref == ref
+
+    return answer
 
 
 def _nodelay(writer: asyncio.StreamWriter) -> None:
@@ -773,12 +871,53 @@ def _protocol(msg: Any) -> Any:
     return msg
 
 
+# The fields of each control message this node takes (erl_dist_protocol.md): P the peer's
+# pid, O a pid of this node, R a ref, A an atom, T an atom or a pid of this node, F an atom or
+# the peer's pid, I an int, * anything.
+_SHAPES: Final = {
+    SEND: "*O",
+    SEND_TT: "*O*",
+    REG_SEND: "P*A",
+    REG_SEND_TT: "P*A*",
+    SEND_SENDER: "PO",
+    SEND_SENDER_TT: "PO*",
+    LINK: "PO",
+    EXIT: "PO*",
+    EXIT_TT: "PO**",
+    EXIT2: "PO*",
+    EXIT2_TT: "PO**",
+    PAYLOAD_EXIT: "PO",
+    PAYLOAD_EXIT_TT: "PO*",
+    PAYLOAD_EXIT2: "PO",
+    PAYLOAD_EXIT2_TT: "PO*",
+    MONITOR_P: "PTR",
+    DEMONITOR_P: "PTR",
+    MONITOR_P_EXIT: "FOR*",
+    PAYLOAD_MONITOR_P_EXIT: "FOR",
+    SPAWN_REQUEST: "RP***",
+    SPAWN_REQUEST_TT: "RP****",
+    UNLINK_ID: "IPO",
+    UNLINK_ID_ACK: "IPO",
+}
+
+
+def _encodable_reason(reason: Any) -> Any:
+    """`_reason(reason)`, or, when it has no Erlang term (a set, an object), a tuple
+    `{unencodable, Repr}` that says what it was: a process's end must reach its links."""
+    wire = _reason(reason)
+    try:
+        encode(wire)
+    except Exception:
+        return (Atom("unencodable"), repr(reason)[:1000])
+    return wire
+
+
 def _reason(reason: Any) -> Any:
     """An exit reason for the wire: a str is an atom (`normal`, `shutdown`, `noproc`...),
     as are the str tags of tuples (`{shutdown, X}`); an exception is `{Type, Message}`."""
-    if type(reason) is str:
+    if type(reason) is str and len(reason) <= 255:  # (longer: no atom, a binary)
         return Atom(reason)
-    if type(reason) is tuple and reason and type(reason[0]) is str:
+    if type(reason) is tuple and reason and type(reason[0]) is str and len(reason[0]) <= 255:
         return (Atom(reason[0]), *reason[1:])
     if isinstance(reason, BaseException):
         return (Atom(type(reason).__name__), str(reason))
@@ -787,9 +926,11 @@ def _reason(reason: Any) -> Any:
 
 def _local_reason(reason: Any) -> Any:
     """An exit reason from the wire: atoms are the runtime's str reasons (and the tags of
-    tuples, as `("shutdown", x)`)."""
+    tuples, as `("shutdown", x)`); a binary stays bytes, so `<<"kill">>` is not `kill`."""
     if type(reason) is Atom:
         return str(reason)
+    if type(reason) is str:  # (a binary, decoded as text)
+        return reason.encode()
     if type(reason) is tuple and reason and type(reason[0]) is Atom:
         return (str(reason[0]), *reason[1:])
     return reason

@@ -9,6 +9,7 @@ PORT_PLEASE2, NAMES) for the nodes of one host when no `epmd` runs.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 import secrets
@@ -20,6 +21,7 @@ __all__ = [
     "DEFAULT_PORT",
     "EmbeddedEpmd",
     "EpmdError",
+    "EpmdUnreachable",
     "NodeEntry",
     "Registration",
     "epmd_port",
@@ -46,6 +48,10 @@ _logger = logging.getLogger("otp.dist")
 
 class EpmdError(OSError):
     """EPMD refused a request, answered nonsense, or could not be reached."""
+
+
+class EpmdUnreachable(EpmdError):
+    """No EPMD answers at the address (none runs there)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,10 +189,22 @@ async def _open(host: str, epmd: int | None) -> tuple[asyncio.StreamReader, asyn
     try:
         return await asyncio.wait_for(asyncio.open_connection(host, port), TIMEOUT)
     except (OSError, TimeoutError) as exc:
-        raise EpmdError(
+        raise EpmdUnreachable(
             f"cannot reach EPMD at {host}:{port} ({exc}): start one (`epmd -daemon`), "
             "or run the node with the embedded EPMD"
         ) from None
+
+
+def _local(writer: asyncio.StreamWriter) -> bool:
+    """True for a connection from this host: a loopback address, or the address it came to."""
+    peer = writer.get_extra_info("peername")
+    here = writer.get_extra_info("sockname")
+    if not peer or not here:
+        return False
+    try:
+        return ipaddress.ip_address(peer[0]).is_loopback or peer[0] == here[0]
+    except ValueError:
+        return False
 
 
 class EmbeddedEpmd:
@@ -227,6 +245,8 @@ class EmbeddedEpmd:
             request = await reader.readexactly(size)
             code = request[0]
             if code == ALIVE2_REQ:
+                if not _local(writer):  # (as epmd: only this host's nodes register)
+                    return
                 registered = self._alive(request, writer)
                 if registered is not None:
                     await reader.read()  # registered until the node closes the connection

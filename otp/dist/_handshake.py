@@ -218,11 +218,23 @@ async def accept(
 
 async def _accept(frames: _Frames, name: str, creation: int, cookie: str, admit: Admit) -> Peer:
     hello = await frames.recv()
-    if hello[:1] != b"N" or len(hello) < 15:
+    complement = False  # an OTP 23/24 node's old name frame: the rest of it comes later
+    if hello[:1] == b"N" and len(hello) >= 15:
+        flags, peer_creation, nlen = struct.unpack_from(">QIH", hello, 1)
+        peer = hello[15 : 15 + nlen].decode(errors="replace")
+    elif hello[:1] == b"n" and len(hello) >= 7:  # 'n', Version:2, Flags:4, Name
+        _version, flags = struct.unpack_from(">HI", hello, 1)
+        peer, peer_creation = hello[7:].decode(errors="replace"), 0
+        complement = True
+        if not flags & HANDSHAKE_23:
+            frames.send(b"snot_allowed")
+            raise HandshakeError(f"{peer} speaks only the version 5 handshake (OTP 22 or older)")
+    else:
         frames.send(b"snot_allowed")
-        raise HandshakeError(f"a peer opened with {hello[:1]!r}, not a version 6 name")
-    flags, _creation, nlen = struct.unpack_from(">QIH", hello, 1)
-    peer = hello[15 : 15 + nlen].decode(errors="replace")
+        raise HandshakeError(f"a peer opened with {hello[:1]!r}, not a name frame")
+    if "@" not in peer:
+        frames.send(b"snot_allowed")
+        raise HandshakeError(f"a peer gave the name {peer!r}, not name@host")
     try:
         _check_flags(flags, peer)
     except HandshakeError:
@@ -239,6 +251,12 @@ async def _accept(frames: _Frames, name: str, creation: int, cookie: str, admit:
     me = name.encode()
     ours = secrets.randbits(32)
     frames.send(b"N" + struct.pack(">QIIH", FLAGS, ours, creation, len(me)) + me)
+    if complement:  # 'c', FlagsHigh:4, Creation:4: the part the old name frame lacked
+        extra = await frames.recv()
+        if extra[:1] != b"c" or len(extra) < 9:
+            raise HandshakeError(f"{peer} sent no complement to its name (got {extra[:1]!r})")
+        high, peer_creation = struct.unpack_from(">II", extra, 1)
+        flags |= high << 32
     reply = await frames.recv()
     if reply[:1] != b"r" or len(reply) < 21:
         raise HandshakeError(f"{peer} answered the challenge with {reply[:1]!r}")
@@ -246,7 +264,7 @@ async def _accept(frames: _Frames, name: str, creation: int, cookie: str, admit:
     if not hmac.compare_digest(reply[5:21], digest(cookie, ours)):
         raise HandshakeError(f"{peer} does not have our cookie (its challenge reply is wrong)")
     frames.send(b"a" + digest(cookie, theirs))
-    return Peer(peer, flags & FLAGS, _creation)
+    return Peer(peer, flags & FLAGS, peer_creation)
 
 
 def _check_flags(flags: int, peer: str) -> None:
