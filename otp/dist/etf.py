@@ -840,29 +840,10 @@ def decode(
     """
     if type(data) is not bytes:
         data = _as_bytes(data)
-    term = (
-        _default_decoder
-        if nil_atom == "undefined" and binaries == "bytes"
-        else _decoder(nil_atom, binaries)
+    value, pos = decode_from(
+        data, 0, nil_atom=nil_atom, binaries=binaries, max_size=max_size, max_depth=max_depth
     )
-    try:
-        if data[0] != VERSION:
-            raise ETFError(f"expected the version byte 131 at offset 0, got {data[0]}")
-        if data[1] == 80:
-            value, pos = _decompressed(data, 0, term, max_size, max_depth)
-        else:
-            value, pos = term(data, 1, max_depth)
-    except (IndexError, struct.error):
-        raise ETFError(f"truncated: the term needs more than the {len(data)} bytes given") from None
-    except _TooDeep as exc:
-        raise ETFError(
-            f"nesting deeper than {max_depth} containers (at offset {exc.offset})"
-        ) from None
-    except RecursionError:
-        raise ETFError("nesting deeper than Python's recursion limit allows") from None
     if pos != len(data):
-        if pos > len(data):
-            raise ETFError(f"truncated: the term needs {pos} bytes, {len(data)} given")
         raise ETFError(f"{len(data) - pos} bytes after the term, from offset {pos}")
     return value
 
