@@ -31,7 +31,13 @@ FORMS: Final = """expected each child to be one of:
 
 class InvalidChildSpec(ValueError):
     """A child spec that cannot be used; `.field` names what is wrong, `.value` is what was
-    given."""
+    given.
+
+    Args:
+        message: What is expected.
+        value: What was given (the message ends with `Got: <value>`).
+        field: The spec field at fault (default None).
+    """
 
     def __init__(self, message: str, value: Any, field: str | None = None) -> None:
         self.field = field
@@ -48,6 +54,15 @@ class ChildSpec:
     after `SHUTDOWN` before `KILL`, `"brutal_kill"`, or `math.inf`; left as None it is 5.0
     for a worker and `math.inf` for a supervisor, as in OTP. `modules` left empty is the
     start function's class (for `Cls.start_link`) or module, as OTP's `[M]`.
+
+    Args:
+        id: The child's id within its supervisor.
+        start: A callable or `(fn, *args)`, awaited to start the child.
+        restart: `"permanent"` (default), `"transient"` or `"temporary"`.
+        shutdown: Seconds, `"brutal_kill"` or `math.inf` (default None: by `type`).
+        type: `"worker"` (default) or `"supervisor"`.
+        significant: Its exit may stop the supervisor, per `auto_shutdown` (default False).
+        modules: The code the child runs, or `"dynamic"` (default: from `start`).
     """
 
     id: Any
@@ -59,7 +74,17 @@ class ChildSpec:
     modules: tuple[Any, ...] | Literal["dynamic"] = ()
 
     def replace(self, **changes: Any) -> ChildSpec:
-        """A copy with `changes` applied (Elixir's `Supervisor.child_spec/2` overrides)."""
+        """A copy with `changes` applied (Elixir's `Supervisor.child_spec/2` overrides).
+
+        Args:
+            **changes: New values of spec fields.
+
+        Returns:
+            The new `ChildSpec`.
+
+        Raises:
+            TypeError: A name that is not a spec field.
+        """
         names = {f.name for f in fields(self)}
         unknown = set(changes) - names
         if unknown:
@@ -71,7 +96,11 @@ class ChildSpec:
         return ChildSpec(**values)
 
     def start_call(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
-        """`(fn, args)` of `start`."""
+        """`(fn, args)` of `start`.
+
+        Returns:
+            The start function and its arguments.
+        """
         if isinstance(self.start, tuple):
             return self.start[0], self.start[1:]
         return self.start, ()

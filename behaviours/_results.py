@@ -81,7 +81,12 @@ _DEFAULTS: Final[dict[str, Any]] = {
 @dataclass(frozen=True, slots=True)
 class Timeout:
     """A timeout that delivers `message` to `handle_info` (OTP's `{timeout, T, Msg}`):
-    after `seconds` without a message, or at once, before what is queued, when 0."""
+    after `seconds` without a message, or at once, before what is queued, when 0.
+
+    Args:
+        seconds: Seconds of quiet (0: at once).
+        message: What `handle_info` receives (default `otp.TIMEOUT`).
+    """
 
     seconds: float
     message: Any = TIMEOUT
@@ -114,7 +119,14 @@ class _GoOn(_Result, Generic[S]):
 
 
 class Init(_GoOn[S]):
-    """`init`'s result when it needs more than the state: an idle timeout, or a continue."""
+    """`init`'s result when it needs more than the state: an idle timeout, or a continue.
+
+    Args:
+        state: The initial state.
+        timeout: Seconds of quiet before `handle_info(otp.TIMEOUT)`, or a `Timeout`
+            (default None: none).
+        continue_: A term for `handle_continue`, run before the first message (default: none).
+    """
 
     __slots__ = ()
     __match_args__ = ("state", "timeout", "continue_")
@@ -135,6 +147,13 @@ class Reply(_GoOn[S]):
     `Timeout(seconds, message)` to get `message` instead);
     `continue_`: `handle_continue(continue_, state)` runs before the next message;
     `hibernate` is accepted and has no effect.
+
+    Args:
+        reply: The caller's answer.
+        state: The new state.
+        timeout: Seconds of quiet, or a `Timeout` (default None: none).
+        continue_: A term for `handle_continue` (default: none).
+        hibernate: Accepted, no effect (default False).
     """
 
     __slots__ = ("_reply",)
@@ -156,11 +175,19 @@ class Reply(_GoOn[S]):
 
     @property
     def reply(self) -> Any:
+        """The caller's answer."""
         return self._reply
 
 
 class NoReply(_GoOn[S]):
-    """Go on with `state` (a call is answered later with `GenServer.reply`, or never)."""
+    """Go on with `state` (a call is answered later with `GenServer.reply`, or never).
+
+    Args:
+        state: The new state.
+        timeout: Seconds of quiet, or a `Timeout` (default None: none).
+        continue_: A term for `handle_continue` (default: none).
+        hibernate: Accepted, no effect (default False).
+    """
 
     __slots__ = ()
     __match_args__ = ("state", "timeout", "continue_", "hibernate")
@@ -180,7 +207,13 @@ class NoReply(_GoOn[S]):
 
 class Stop(_Result, Generic[S]):
     """Stop with `reason` after `terminate(reason, state)` (without `state`: the current
-    one); if `reply` is given, the call is answered once terminate has run."""
+    one); if `reply` is given, the call is answered once terminate has run.
+
+    Args:
+        reason: The exit reason.
+        state: The state `terminate` gets (default: the current one).
+        reply: The caller's answer, from `handle_call` (default: none).
+    """
 
     __slots__ = ("_reason", "_reply", "_state")
     __match_args__ = ("reason", "state", "reply")
@@ -192,19 +225,28 @@ class Stop(_Result, Generic[S]):
 
     @property
     def reason(self) -> Any:
+        """The exit reason."""
         return self._reason
 
     @property
     def state(self) -> S | None:
+        """The state `terminate` gets (a marker for the current one)."""
         return self._state
 
     @property
     def reply(self) -> Any:
+        """The caller's answer (a marker when there is none)."""
         return self._reply
 
 
 class BadReturn(OTPError):
-    """A callback returned something that is not one of its results: `.callback`, `.value`."""
+    """A callback returned something that is not one of its results: `.callback`, `.value`.
+
+    Args:
+        callback: The callback, as `Class.method`.
+        value: What it returned.
+        expected: The results it may return, for the message.
+    """
 
     def __init__(self, callback: str, value: Any, expected: str) -> None:
         self.callback = callback

@@ -50,7 +50,12 @@ ReportContext = Literal["start_error", "child_terminated", "shutdown_error", "sh
 
 class SupervisorError(otp.OTPError):
     """A supervisor refused a request; `.reason` is `"not_found"`, `"running"`,
-    `"restarting"`, `"already_present"`, `"max_children"`, or an `otp.AlreadyStartedError`."""
+    `"restarting"`, `"already_present"`, `"max_children"`, or an `otp.AlreadyStartedError`.
+
+    Args:
+        reason: Why, kept as `.reason`.
+        message: The text (default: `supervisor refused: <reason>`).
+    """
 
     def __init__(self, reason: Any, message: str | None = None) -> None:
         self.reason = reason

@@ -44,7 +44,23 @@ class Agent(Generic[S]):
     ) -> Pid:
         """Start an agent linked to the caller, its state what `init()` returns (run in the
         agent; an exception there fails the start with `otp.StartError`). `max_mailbox` and
-        `overload` bound its mailbox (see `otp.spawn_opt`)."""
+        `overload` bound its mailbox (see `otp.spawn_opt`).
+
+        Args:
+            init: A function of no arguments (plain or async) that returns the state.
+            name: A name to register it under (default None).
+            timeout: Seconds `init` may take (default `math.inf`).
+            max_mailbox: The most messages its mailbox holds (default None: unbounded).
+            overload: What a full mailbox does (default `"drop_newest"`).
+
+        Returns:
+            The agent's pid.
+
+        Raises:
+            otp.StartError: `init` raised (`.reason`: the exception) or took too long.
+            otp.AlreadyStartedError: `name` is taken.
+            TypeError: `init` is not callable.
+        """
         pid = await _AgentServer.start_link(
             _checked(init, "start_link"),
             name=name,
@@ -64,7 +80,23 @@ class Agent(Generic[S]):
         max_mailbox: int | None = None,
         overload: Overload = "drop_newest",
     ) -> Pid:
-        """`start_link` without the link."""
+        """`start_link` without the link.
+
+        Args:
+            init: A function of no arguments (plain or async) that returns the state.
+            name: A name to register it under (default None).
+            timeout: Seconds `init` may take (default `math.inf`).
+            max_mailbox: The most messages its mailbox holds (default None: unbounded).
+            overload: What a full mailbox does (default `"drop_newest"`).
+
+        Returns:
+            The agent's pid.
+
+        Raises:
+            otp.StartError: `init` raised or took too long.
+            otp.AlreadyStartedError: `name` is taken.
+            TypeError: `init` is not callable.
+        """
         pid = await _AgentServer.start(
             _checked(init, "start"),
             name=name,
@@ -77,19 +109,52 @@ class Agent(Generic[S]):
 
     @staticmethod
     def child_spec(init: Callable[[], Any], **overrides: Any) -> ChildSpec:
-        """The spec a supervisor uses to run `Agent.start_link(init)` (`name=` names it)."""
+        """The spec a supervisor uses to run `Agent.start_link(init)` (`name=` names it).
+
+        Args:
+            init: The function that returns the state.
+            **overrides: `name=`, or `ChildSpec` fields to replace.
+
+        Returns:
+            A `ChildSpec` (id: `Agent`).
+        """
         name = overrides.pop("name", None)
         spec = ChildSpec(id=Agent, start=(_start_named, init, name), modules=(Agent,))
         return spec.replace(**overrides) if overrides else spec
 
     @staticmethod
     async def get(agent: Any, fn: Callable[[Any], Any], timeout: float = 5.0) -> Any:
-        """`fn(state)`, computed in the agent; the state stays as it is."""
+        """`fn(state)`, computed in the agent; the state stays as it is.
+
+        Args:
+            agent: The agent (a Pid or a name).
+            fn: A function of the state (plain or async).
+            timeout: Seconds to wait (default 5.0).
+
+        Returns:
+            What `fn` returned.
+
+        Raises:
+            otp.CallError: The agent is not there, or crashed (`fn` raised: the exception
+                is the reason); `otp.CallTimeout` after `timeout`.
+            TypeError: `fn` is not callable.
+        """
         return await GenServer.call(agent, ("get", _checked(fn, "get")), timeout)
 
     @staticmethod
     async def update(agent: Any, fn: Callable[[Any], Any], timeout: float = 5.0) -> None:
-        """Make `fn(state)` the state; returns once it is."""
+        """Make `fn(state)` the state; returns once it is.
+
+        Args:
+            agent: The agent (a Pid or a name).
+            fn: A function of the state (plain or async) that returns the new state.
+            timeout: Seconds to wait (default 5.0).
+
+        Raises:
+            otp.CallError: The agent is not there, or crashed (`fn` raised: the exception
+                is the reason); `otp.CallTimeout` after `timeout`.
+            TypeError: `fn` is not callable.
+        """
         await GenServer.call(agent, ("update", _checked(fn, "update")), timeout)
 
     @staticmethod
@@ -97,19 +162,51 @@ class Agent(Generic[S]):
         agent: Any, fn: Callable[[Any], tuple[Any, Any]], timeout: float = 5.0
     ) -> Any:
         """`fn(state)` returns `(reply, new_state)`: the state becomes `new_state` and
-        `reply` is returned."""
+        `reply` is returned.
+
+        Args:
+            agent: The agent (a Pid or a name).
+            fn: A function of the state (plain or async) returning `(reply, new_state)`.
+            timeout: Seconds to wait (default 5.0).
+
+        Returns:
+            The `reply`.
+
+        Raises:
+            otp.CallError: The agent is not there, or crashed (`fn` raised: the exception
+                is the reason; a return that is not a pair crashes it with `BadReturn`);
+                `otp.CallTimeout` after `timeout`.
+            TypeError: `fn` is not callable.
+        """
         return await GenServer.call(
             agent, ("get_and_update", _checked(fn, "get_and_update")), timeout
         )
 
     @staticmethod
     def cast(agent: Any, fn: Callable[[Any], Any]) -> None:
-        """Make `fn(state)` the state, without waiting (never fails, as GenServer.cast)."""
+        """Make `fn(state)` the state, without waiting (never fails, as GenServer.cast).
+
+        Args:
+            agent: The agent (a Pid or a name).
+            fn: A function of the state that returns the new state.
+
+        Raises:
+            TypeError: `fn` is not callable.
+        """
         GenServer.cast(agent, ("update", _checked(fn, "cast")))
 
     @staticmethod
     async def stop(agent: Any, reason: Any = "normal", timeout: float = math.inf) -> None:
-        """Stop the agent (as GenServer.stop)."""
+        """Stop the agent (as GenServer.stop).
+
+        Args:
+            agent: The agent (a Pid or a name).
+            reason: The exit reason (default `"normal"`).
+            timeout: Seconds to wait (default `math.inf`).
+
+        Raises:
+            otp.ExitError: `NOPROC` for no such agent, `TIMEOUT` past `timeout`.
+        """
         await GenServer.stop(agent, reason, timeout)
 
 

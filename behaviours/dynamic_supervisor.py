@@ -62,8 +62,21 @@ class DynamicSupervisor:
     ) -> Pid:
         """Start an empty dynamic supervisor linked to the caller.
 
-        At most `intensity` restarts in `period` seconds; at most `max_children` children;
-        `extra_arguments` are passed first to every child's start.
+        Args:
+            name: A name to register it under (default None).
+            strategy: `"one_for_one"`, the only one (default).
+            intensity: The most restarts within `period` (default 3).
+            period: Seconds the restarts are counted over (default 5.0).
+            max_children: The most children at once (default `math.inf`).
+            extra_arguments: Passed first to every child's start (default `()`).
+            clock: The restart clock (default `time.monotonic`; for tests).
+
+        Returns:
+            The supervisor's pid.
+
+        Raises:
+            ValueError: A bad value (the message names it).
+            otp.AlreadyStartedError: `name` is taken.
         """
         if strategy != "one_for_one":
             raise ValueError(f"a DynamicSupervisor's strategy is 'one_for_one'\nGot: {strategy!r}")
@@ -86,7 +99,14 @@ class DynamicSupervisor:
     @staticmethod
     def child_spec(**options: Any) -> ChildSpec:
         """The spec to run a DynamicSupervisor under a Supervisor (`id` defaults to the
-        name, or the DynamicSupervisor class)."""
+        name, or the DynamicSupervisor class).
+
+        Args:
+            **options: `id=`, and the keywords of `start_link`.
+
+        Returns:
+            A `ChildSpec` of type "supervisor".
+        """
         name = options.get("name")
         spec_id = options.pop("id", name if name is not None else DynamicSupervisor)
         return ChildSpec(
@@ -100,7 +120,18 @@ class DynamicSupervisor:
     async def start_child(sup: Any, child: Any) -> Pid | None:
         """Start a child; its pid, or None if it ignored the start.
 
-        `SupervisorError("max_children")` at the limit; `otp.StartError` if it fails.
+        Args:
+            sup: The supervisor (a Pid or a name).
+            child: A class, `(class, arg)` or a `ChildSpec`.
+
+        Returns:
+            The child's pid, or None.
+
+        Raises:
+            SupervisorError: `"max_children"`: it has `max_children` children already.
+            otp.StartError: The child failed to start.
+            InvalidChildSpec: A bad child, or a significant one.
+            otp.CallError: `sup` is not running (`.reason == NOPROC`).
         """
         spec = to_spec(child)
         if spec.significant:
@@ -113,7 +144,16 @@ class DynamicSupervisor:
 
     @staticmethod
     async def terminate_child(sup: Any, pid: Pid) -> None:
-        """Stop the child `pid`; `SupervisorError("not_found")` if it is not a child."""
+        """Stop the child `pid`; `SupervisorError("not_found")` if it is not a child.
+
+        Args:
+            sup: The supervisor (a Pid or a name).
+            pid: The child's pid.
+
+        Raises:
+            SupervisorError: `"not_found"`: `pid` is not its child.
+            otp.CallError: `sup` is not running (`.reason == NOPROC`).
+        """
         await request_supervisor(sup, ("terminate_child", pid))
 
     # The same requests as a Supervisor's: rows have no id, and `specs` counts every child.

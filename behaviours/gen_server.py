@@ -183,21 +183,62 @@ class GenServer(Generic[S]):
     # -- callbacks ----------------------------------------------------------------------
 
     def init(self, arg: Any) -> Any:
-        """Return the initial state, `Init(state, ...)`, `Stop(reason)` or `otp.IGNORE`."""
+        """Return the initial state, `Init(state, ...)`, `Stop(reason)` or `otp.IGNORE`.
+
+        Runs in the new process, before `start_link` returns.
+
+        Args:
+            arg: The `arg` given to `start_link`.
+
+        Returns:
+            The state, `Init(state, timeout=..., continue_=...)`, `Stop(reason)` (then
+            `start_link` raises `StartError`) or `otp.IGNORE` (it returns None).
+        """
         raise NotImplementedError(f"{type(self).__qualname__} defines no init(arg)")
 
     def handle_call(self, request: Any, from_: From, state: S) -> Any:
+        """Answer a `GenServer.call`; no default (a server without it stops on a call).
+
+        Args:
+            request: The call's request.
+            from_: The caller, for a later `GenServer.reply`.
+            state: The current state.
+
+        Returns:
+            `Reply(reply, state)`, `NoReply(state)` (answer later with `reply`) or
+            `Stop(reason, state, reply=...)`.
+        """
         raise NotImplementedError(
             f"{type(self).__qualname__} received the call {request!r} but defines no handle_call"
         )
 
     def handle_cast(self, msg: Any, state: S) -> Any:
+        """Handle a `GenServer.cast`; no default (a server without it stops on a cast).
+
+        Args:
+            msg: The cast's message.
+            state: The current state.
+
+        Returns:
+            `NoReply(state)` or `Stop(reason, state)`.
+        """
         raise NotImplementedError(
             f"{type(self).__qualname__} received the cast {msg!r} but defines no handle_cast"
         )
 
     def handle_info(self, msg: Any, state: S) -> Any:
-        """Default: log a warning (never drop a message silently) and keep the state."""
+        """Default: log a warning (never drop a message silently) and keep the state.
+
+        Gets every message that is not a call, a cast or a system message: a plain send,
+        an `Exit`, a `Down`, `otp.TIMEOUT` after an idle timeout.
+
+        Args:
+            msg: The message.
+            state: The current state.
+
+        Returns:
+            `NoReply(state)` or `Stop(reason, state)`.
+        """
         proc = current()
         report = UnexpectedMessage(proc.pid, proc.regname, type(self), msg)
         emit(
@@ -213,21 +254,57 @@ class GenServer(Generic[S]):
         return NoReply(state)
 
     def handle_continue(self, continue_: Any, state: S) -> Any:
+        """Run the `continue_=` of a result before the next message; no default.
+
+        Args:
+            continue_: The term given as `continue_=`.
+            state: The current state.
+
+        Returns:
+            `NoReply(state)` or `Stop(reason, state)`.
+        """
         raise NotImplementedError(
             f"{type(self).__qualname__} was asked to continue with {continue_!r} "
             "but defines no handle_continue"
         )
 
     def terminate(self, reason: Any, state: S) -> Any:
-        """Runs before the server exits (on Stop, a crash, or its parent's exit when trapping)."""
+        """Runs before the server exits (on Stop, a crash, or its parent's exit when trapping).
+
+        Args:
+            reason: The exit reason.
+            state: The last state.
+
+        Returns:
+            Ignored.
+        """
         return None
 
     def code_change(self, old_vsn: Any, state: S, extra: Any) -> Any:
-        """Return the state converted from code version `old_vsn`."""
+        """Return the state converted from code version `old_vsn`.
+
+        Called during an upgrade (`otp.code.upgrade`, `otp.sys.change_code`), in the
+        suspended process, on an instance of the new class. Default: the state unchanged.
+
+        Args:
+            old_vsn: The `vsn` of the class the process ran before.
+            state: The current state.
+            extra: The `extra` of the upgrade.
+
+        Returns:
+            The new state; raising rolls the upgrade back.
+        """
         return state
 
     def format_status(self, status: dict[str, Any]) -> dict[str, Any] | Awaitable[dict[str, Any]]:
-        """Rewrite what status and crash reports show: keys `state`, `message`, `reason`."""
+        """Rewrite what status and crash reports show: keys `state`, `message`, `reason`.
+
+        Args:
+            status: A dict with the keys that apply (`state`; `message`, `reason` in a crash).
+
+        Returns:
+            The dict to show (default: `status` unchanged), e.g. with secrets masked.
+        """
         return status
 
     # -- starting -----------------------------------------------------------------------
@@ -244,10 +321,24 @@ class GenServer(Generic[S]):
     ) -> Pid | None:
         """Start a server linked to the caller; its pid, or None if `init` returned IGNORE.
 
-        `max_mailbox` and `overload` bound its mailbox (see `otp.spawn_opt`); they default
-        to the class attributes of the same names (unbounded).
-        Raises `otp.StartError` if `init` raises or returns `Stop(reason)`, and
-        `otp.AlreadyStartedError` if `name` is taken.
+        Args:
+            arg: Passed to `init` (default None).
+            name: A str or `("via", registry, key)` to register it under (default None).
+            timeout: Seconds `init` may take (default `math.inf`).
+            max_mailbox: The most messages its mailbox holds (default: the class attribute
+                of the same name, None: unbounded; see `otp.spawn_opt`).
+            overload: What a full mailbox does (default: the class attribute).
+
+        Returns:
+            The pid, or None if `init` returned `otp.IGNORE`.
+
+        Raises:
+            otp.StartError: `init` raised or returned `Stop(reason)` (`.reason`), the
+                process exited during `init`, or `init` took longer than `timeout`
+                (`.reason == TIMEOUT`, the process is killed).
+            otp.AlreadyStartedError: `name` is taken (`.pid`: its holder).
+            TypeError: Called on a class that is not a GenServer, or a bad `name`.
+            ValueError: A bad `timeout`, `max_mailbox` or `overload`.
         """
         bound = _bound(cls, max_mailbox, overload)
         pid, _ = await _start(cls, arg, name, timeout, bound, link=True, keep_monitor=False)
@@ -263,7 +354,22 @@ class GenServer(Generic[S]):
         max_mailbox: int | None = None,
         overload: otp.Overload | None = None,
     ) -> Pid | None:
-        """Start a server with no link to the caller (see `start_link`)."""
+        """Start a server with no link to the caller (see `start_link`).
+
+        Args:
+            arg: Passed to `init` (default None).
+            name: A str or `("via", registry, key)` to register it under (default None).
+            timeout: Seconds `init` may take (default `math.inf`).
+            max_mailbox: The mailbox bound (default: the class attribute).
+            overload: What a full mailbox does (default: the class attribute).
+
+        Returns:
+            The pid, or None if `init` returned `otp.IGNORE`.
+
+        Raises:
+            otp.StartError: As for `start_link`.
+            otp.AlreadyStartedError: `name` is taken.
+        """
         bound = _bound(cls, max_mailbox, overload)
         pid, _ = await _start(cls, arg, name, timeout, bound, link=False, keep_monitor=False)
         return pid
@@ -278,7 +384,22 @@ class GenServer(Generic[S]):
         max_mailbox: int | None = None,
         overload: otp.Overload | None = None,
     ) -> tuple[Pid, Ref] | None:
-        """Start a server monitored by the caller; `(pid, monitor_ref)` (see `start_link`)."""
+        """Start a server monitored by the caller; `(pid, monitor_ref)` (see `start_link`).
+
+        Args:
+            arg: Passed to `init` (default None).
+            name: A str or `("via", registry, key)` to register it under (default None).
+            timeout: Seconds `init` may take (default `math.inf`).
+            max_mailbox: The mailbox bound (default: the class attribute).
+            overload: What a full mailbox does (default: the class attribute).
+
+        Returns:
+            `(pid, monitor_ref)`, or None if `init` returned `otp.IGNORE`.
+
+        Raises:
+            otp.StartError: As for `start_link`.
+            otp.AlreadyStartedError: `name` is taken.
+        """
         bound = _bound(cls, max_mailbox, overload)
         pid, ref = await _start(cls, arg, name, timeout, bound, link=False, keep_monitor=True)
         return None if pid is None or ref is None else (pid, ref)
@@ -287,7 +408,15 @@ class GenServer(Generic[S]):
     def child_spec(cls, arg: Any = None, **overrides: Any) -> ChildSpec:
         """The spec a supervisor uses to run `cls.start_link(arg)`; `name=`, `max_mailbox=`
         and `overload=` go to `start_link`, other keywords override spec fields (`id`,
-        `restart`, `shutdown`, ...)."""
+        `restart`, `shutdown`, ...).
+
+        Args:
+            arg: Passed to `init` (default None).
+            **overrides: `start_link` keywords, or `ChildSpec` fields to replace.
+
+        Returns:
+            A `ChildSpec` (id: the class; shutdown: 5.0 s).
+        """
         return server_spec(cls, arg, overrides)
 
     # -- client API ---------------------------------------------------------------------
@@ -296,7 +425,13 @@ class GenServer(Generic[S]):
 
     @staticmethod
     def cast(server: Any, msg: Any) -> None:
-        """Send `msg` to `handle_cast`; never fails, never waits."""
+        """Send `msg` to `handle_cast`; never fails, never waits.
+
+        Args:
+            server: A Pid, a registered name, `(name, node)` or a via name; a dead or
+                unknown one drops the message.
+            msg: The message.
+        """
         proc = server._proc if type(server) is Pid else None
         if proc is not None:  # otp.send to a pid, inlined: casts are sent by the million
             mbox = proc.mbox
@@ -313,33 +448,70 @@ class GenServer(Generic[S]):
 
     @staticmethod
     def reply(from_: From, value: Any) -> None:
-        """Answer a call whose `handle_call` returned `NoReply`."""
+        """Answer a call whose `handle_call` returned `NoReply`.
+
+        Args:
+            from_: The `from_` that `handle_call` received.
+            value: The reply; dropped if the caller no longer waits.
+        """
         _call.reply(from_, value)
 
     @staticmethod
     async def stop(server: Any, reason: Any = NORMAL, timeout: float = math.inf) -> None:
         """Make the server run `terminate(reason, state)` and exit; wait until it has.
 
-        A dead or unknown server raises `otp.ExitError(NOPROC)`.
+        Args:
+            server: A Pid, a registered name or `(name, node)`.
+            reason: The exit reason (default `NORMAL`).
+            timeout: Seconds to wait (default `math.inf`).
+
+        Raises:
+            otp.ExitError: `.reason` is `NOPROC` (no such server), `TIMEOUT` (it took
+                longer; it is left to finish), or the reason it ended with otherwise.
         """
         await otp_sys.terminate(server, reason, timeout)
 
     @staticmethod
     def send_request(server: Any, request: Any) -> RequestId:
-        """Send a call without waiting; read the reply with `wait_response`/`check_response`."""
+        """Send a call without waiting; read the reply with `wait_response`/`check_response`.
+
+        Args:
+            server: A Pid, a registered name or `(name, node)`.
+            request: The request for `handle_call`.
+
+        Returns:
+            The request's id (the server is monitored until the reply is read); a server
+            that is not there answers with its `Down` (read as `CallError(NOPROC)`).
+
+        Raises:
+            otp.CallError: `"calling_self"`: the caller is the server.
+        """
         return _call.send_request(server, CALL, request)
 
     @staticmethod
     def reqids_new() -> RequestIdCollection:
-        """An empty collection of requests (`coll.add(req, label)`), to wait for together."""
+        """An empty collection of requests (`coll.add(req, label)`), to wait for together.
+
+        Returns:
+            A new `RequestIdCollection`.
+        """
         return RequestIdCollection()
 
     @staticmethod
     async def wait_response(req: RequestId | RequestIdCollection, timeout: float = math.inf) -> Any:
         """The reply to `req`. `TimeoutError` keeps it pending; `CallError` if the server died.
 
-        For a collection: `(reply, label)` of the first answer, which leaves the collection,
-        or `"no_request"` when it is empty.
+        Args:
+            req: A `RequestId`, or a `RequestIdCollection`.
+            timeout: Seconds to wait (default `math.inf`).
+
+        Returns:
+            The reply; for a collection, `(reply, label)` of the first answer (which
+            leaves the collection), or `"no_request"` when it is empty.
+
+        Raises:
+            TimeoutError: No reply within `timeout` (the request stays pending).
+            otp.CallError: The server died or was not there (`.label` set for a collection).
         """
         if isinstance(req, RequestIdCollection):
             return await _call.wait_any(req, timeout, drop_on_timeout=False)
@@ -349,7 +521,19 @@ class GenServer(Generic[S]):
     async def receive_response(
         req: RequestId | RequestIdCollection, timeout: float = math.inf
     ) -> Any:
-        """`wait_response`, except that on a timeout the request(s) are abandoned."""
+        """`wait_response`, except that on a timeout the request(s) are abandoned.
+
+        Args:
+            req: A `RequestId`, or a `RequestIdCollection`.
+            timeout: Seconds to wait (default `math.inf`).
+
+        Returns:
+            As `wait_response`.
+
+        Raises:
+            TimeoutError: No reply within `timeout` (a late reply is dropped).
+            otp.CallError: The server died or was not there.
+        """
         if isinstance(req, RequestIdCollection):
             return await _call.wait_any(req, timeout, drop_on_timeout=True)
         return await _call.receive_response(req, timeout)
@@ -357,7 +541,18 @@ class GenServer(Generic[S]):
     @staticmethod
     def check_response(msg: Any, req: RequestId | RequestIdCollection) -> Any:
         """`("reply", value)` if `msg` is the reply to `req` (`("reply", value, label)` for
-        a collection), else `"no_reply"` (`"no_request"` for an empty collection)."""
+        a collection), else `"no_reply"` (`"no_request"` for an empty collection).
+
+        Args:
+            msg: A message the caller received.
+            req: A `RequestId`, or a `RequestIdCollection`.
+
+        Returns:
+            `("reply", value)`, `("reply", value, label)`, `"no_reply"` or `"no_request"`.
+
+        Raises:
+            otp.CallError: `msg` is the `Down` of the request's server.
+        """
         return _call.check_response(msg, req)
 
     @staticmethod
@@ -365,7 +560,20 @@ class GenServer(Generic[S]):
         name: str, request: Any, nodes: Sequence[str] | None = None, timeout: float = 5.0
     ) -> tuple[list[tuple[str, Any]], list[str]]:
         """Call the server registered as `name` on each node (default: this one);
-        `(replies as (node, reply), nodes that could not answer)`."""
+        `(replies as (node, reply), nodes that could not answer)`.
+
+        Args:
+            name: The registered name of the servers.
+            request: The request for each `handle_call`.
+            nodes: Node names (default None: this node only).
+            timeout: Seconds for each call (default 5.0).
+
+        Returns:
+            `(replies, bad_nodes)`: `(node, reply)` pairs and the nodes whose call failed.
+
+        Raises:
+            NoProcessError: Not called from a process.
+        """
         here = current().pid.node
         replies: list[tuple[str, Any]] = []
         bad: list[str] = []
@@ -378,7 +586,16 @@ class GenServer(Generic[S]):
 
     @staticmethod
     def abcast(name: str, msg: Any, nodes: Sequence[str] | None = None) -> str:
-        """Cast `msg` to the server registered as `name` on each node; never fails."""
+        """Cast `msg` to the server registered as `name` on each node; never fails.
+
+        Args:
+            name: The registered name of the servers.
+            msg: The message for each `handle_cast`.
+            nodes: Node names (default None: this node only).
+
+        Returns:
+            `"abcast"`, as Erlang's.
+        """
         here = current().pid.node
         for node in [here] if nodes is None else nodes:
             GenServer.cast((name, node), msg)
@@ -392,6 +609,15 @@ class GenServer(Generic[S]):
 
         With `name`, the process must already be registered under it. Its parent is the
         process that spawned it. Does not return: the process ends as the server does.
+
+        Args:
+            state: The server's state.
+            name: The name the process is registered under (default None).
+            timeout: An idle timeout in seconds before the first message (default None).
+
+        Raises:
+            otp.ExitError: `"process_not_registered"` if the caller is not registered as
+                `name`; otherwise the server's own exit, when it ends.
         """
         proc = current()
         if name is not None and proc.regname != name:

@@ -225,22 +225,69 @@ class GenStatem:
             cls.vsn  # noqa: B018  (taken now, from the module that defines it)
 
     def init(self, arg: Any) -> Any:
-        """Return `(state, data)` or `(state, data, actions)`, `Stop(reason)` or IGNORE."""
+        """Return `(state, data)` or `(state, data, actions)`, `Stop(reason)` or IGNORE.
+
+        Args:
+            arg: The `arg` given to `start_link`.
+
+        Returns:
+            `(state, data)`, `(state, data, actions)`, `Stop(reason)` (then `start_link`
+            raises `StartError`) or `otp.IGNORE` (it returns None).
+        """
         raise NotImplementedError(f"{type(self).__qualname__} defines no init(arg)")
 
     def handle_event(self, event_type: Any, content: Any, state: Any, data: Any) -> Any:
+        """Take every event, with `callback_mode = "handle_event_function"`; no default.
+
+        Args:
+            event_type: `("call", from_)`, `"cast"`, `"info"`, `"enter"`, a timeout type...
+            content: The request, message or timeout content (the old state for `"enter"`).
+            state: The current state.
+            data: The current data.
+
+        Returns:
+            `NextState`, `KeepState`, `RepeatState`, `Stop` or `StopAndReply`.
+        """
         raise NotImplementedError(
             f"{type(self).__qualname__} uses handle_event_function but defines no handle_event"
         )
 
     def terminate(self, reason: Any, state: Any, data: Any) -> Any:
+        """Runs before the machine exits (as GenServer's `terminate`); does nothing by default.
+
+        Args:
+            reason: The exit reason.
+            state: The last state.
+            data: The last data.
+
+        Returns:
+            Ignored.
+        """
         return None
 
     def code_change(self, old_vsn: Any, state: Any, data: Any, extra: Any) -> Any:
-        """Return `(state, data)` converted from code version `old_vsn`."""
+        """Return `(state, data)` converted from code version `old_vsn`.
+
+        Args:
+            old_vsn: The `vsn` of the class the machine ran before.
+            state: The current state.
+            data: The current data.
+            extra: The `extra` of the upgrade.
+
+        Returns:
+            `(state, data)` (default: unchanged); raising rolls the upgrade back.
+        """
         return state, data
 
     def format_status(self, status: dict[str, Any]) -> dict[str, Any]:
+        """Rewrite what status and crash reports show (as GenServer's `format_status`).
+
+        Args:
+            status: A dict whose `state` is `(state, data)`.
+
+        Returns:
+            The dict to show (default: `status` unchanged).
+        """
         return status
 
     # -- starting -----------------------------------------------------------------------
@@ -256,7 +303,22 @@ class GenStatem:
         overload: otp.Overload | None = None,
     ) -> Pid | None:
         """Start a machine linked to the caller (as GenServer.start_link, its mailbox bound
-        included)."""
+        included).
+
+        Args:
+            arg: Passed to `init` (default None).
+            name: A str or `("via", registry, key)` to register it under (default None).
+            timeout: Seconds `init` may take (default `math.inf`).
+            max_mailbox: The mailbox bound (default: the class attribute, None: unbounded).
+            overload: What a full mailbox does (default: the class attribute).
+
+        Returns:
+            The pid, or None if `init` returned `otp.IGNORE`.
+
+        Raises:
+            otp.StartError: `init` raised, returned `Stop(reason)` or took too long.
+            otp.AlreadyStartedError: `name` is taken.
+        """
         max_mailbox, overload = _bound(cls, max_mailbox, overload)
         return await _server(cls).start_link(
             (cls, arg), name=name, timeout=timeout, max_mailbox=max_mailbox, overload=overload
@@ -272,6 +334,22 @@ class GenStatem:
         max_mailbox: int | None = None,
         overload: otp.Overload | None = None,
     ) -> Pid | None:
+        """Start a machine with no link to the caller (see `start_link`).
+
+        Args:
+            arg: Passed to `init` (default None).
+            name: A str or `("via", registry, key)` to register it under (default None).
+            timeout: Seconds `init` may take (default `math.inf`).
+            max_mailbox: The mailbox bound (default: the class attribute).
+            overload: What a full mailbox does (default: the class attribute).
+
+        Returns:
+            The pid, or None if `init` returned `otp.IGNORE`.
+
+        Raises:
+            otp.StartError: As for `start_link`.
+            otp.AlreadyStartedError: `name` is taken.
+        """
         max_mailbox, overload = _bound(cls, max_mailbox, overload)
         return await _server(cls).start(
             (cls, arg), name=name, timeout=timeout, max_mailbox=max_mailbox, overload=overload
@@ -287,6 +365,22 @@ class GenStatem:
         max_mailbox: int | None = None,
         overload: otp.Overload | None = None,
     ) -> tuple[Pid, Ref] | None:
+        """Start a machine monitored by the caller (see `start_link`).
+
+        Args:
+            arg: Passed to `init` (default None).
+            name: A str or `("via", registry, key)` to register it under (default None).
+            timeout: Seconds `init` may take (default `math.inf`).
+            max_mailbox: The mailbox bound (default: the class attribute).
+            overload: What a full mailbox does (default: the class attribute).
+
+        Returns:
+            `(pid, monitor_ref)`, or None if `init` returned `otp.IGNORE`.
+
+        Raises:
+            otp.StartError: As for `start_link`.
+            otp.AlreadyStartedError: `name` is taken.
+        """
         max_mailbox, overload = _bound(cls, max_mailbox, overload)
         return await _server(cls).start_monitor(
             (cls, arg), name=name, timeout=timeout, max_mailbox=max_mailbox, overload=overload
@@ -294,7 +388,15 @@ class GenStatem:
 
     @classmethod
     def child_spec(cls, arg: Any = None, **overrides: Any) -> ChildSpec:
-        """The spec a supervisor uses to run `cls.start_link(arg)` (as GenServer's)."""
+        """The spec a supervisor uses to run `cls.start_link(arg)` (as GenServer's).
+
+        Args:
+            arg: Passed to `init` (default None).
+            **overrides: `start_link` keywords, or `ChildSpec` fields to replace.
+
+        Returns:
+            A `ChildSpec`.
+        """
         return server_spec(cls, arg, overrides)
 
     call = staticmethod(GenServer.call)

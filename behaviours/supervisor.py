@@ -157,7 +157,17 @@ class Supervisor:
             warn_misspelled(cls, ("init",), cutoff=0.7)
 
     def init(self, arg: Any) -> Any:
-        """Return `(Supervisor.flags(...), [children])`, or `otp.IGNORE`."""
+        """Return `(Supervisor.flags(...), [children])`, or `otp.IGNORE`.
+
+        Runs in the new supervisor process, before `start_link` returns.
+
+        Args:
+            arg: The `arg` given to `start_link`.
+
+        Returns:
+            The flags and the children (each a class, `(class, arg)` or a `ChildSpec`),
+            or `otp.IGNORE` (then `start_link` returns None).
+        """
         raise NotImplementedError(f"{type(self).__qualname__} defines no init(arg)")
 
     @staticmethod
@@ -168,7 +178,21 @@ class Supervisor:
         auto_shutdown: AutoShutdown = "never",
         clock: Callable[[], float] = time.monotonic,
     ) -> SupFlags:
-        """Checked supervisor flags; a bad value raises ValueError naming it."""
+        """Checked supervisor flags; a bad value raises ValueError naming it.
+
+        Args:
+            strategy: `"one_for_one"` (default), `"one_for_all"` or `"rest_for_one"`.
+            intensity: The most restarts allowed within `period` (default 1).
+            period: Seconds the restarts are counted over (default 5.0).
+            auto_shutdown: `"never"` (default), `"any_significant"` or `"all_significant"`.
+            clock: The clock restarts are timed with (default `time.monotonic`; for tests).
+
+        Returns:
+            The `SupFlags`.
+
+        Raises:
+            ValueError: A bad value (the message names it).
+        """
         return check_flags(strategy, intensity, period, auto_shutdown, clock)
 
     @classmethod
@@ -189,6 +213,25 @@ class Supervisor:
         flags; a bad flag or spec raises before anything starts. On a subclass, `arg` goes
         to `init`. A child that fails to start fails the start with `otp.StartError`
         (reason `("shutdown", ("failed_to_start_child", id, reason))`).
+
+        Args:
+            arg: On `Supervisor`: the children; on a subclass: passed to `init` (default None).
+            name: A name to register it under (default None).
+            strategy: The restart strategy, on `Supervisor` only (default `"one_for_one"`).
+            intensity: The most restarts within `period`, on `Supervisor` only (default 1).
+            period: Seconds the restarts are counted over, on `Supervisor` only (default 5.0).
+            auto_shutdown: On `Supervisor` only (default `"never"`).
+            clock: The restart clock, on `Supervisor` only (default `time.monotonic`).
+
+        Returns:
+            The pid, or None if `init` returned `otp.IGNORE`.
+
+        Raises:
+            otp.StartError: A child failed to start, or `init` failed.
+            otp.AlreadyStartedError: `name` is taken.
+            InvalidChildSpec: A bad child (a `ValueError`), before anything starts.
+            ValueError: A bad flag.
+            TypeError: Flags passed to a subclass's `start_link` (they come from its `init`).
         """
         if cls is Supervisor:
             flags = check_flags(strategy, intensity, period, auto_shutdown, clock)
@@ -211,7 +254,15 @@ class Supervisor:
 
     @classmethod
     def child_spec(cls, arg: Any = None, **overrides: Any) -> ChildSpec:
-        """The spec to run this supervisor under another one (type "supervisor")."""
+        """The spec to run this supervisor under another one (type "supervisor").
+
+        Args:
+            arg: Passed to `start_link` (default None).
+            **overrides: `name=` for `start_link`, or `ChildSpec` fields to replace.
+
+        Returns:
+            A `ChildSpec` (id: the class; shutdown: `math.inf`).
+        """
         name = overrides.pop("name", None)
         start = (cls.start_link, arg) if name is None else (_named_start, cls, arg, name)
         spec = ChildSpec(id=cls, start=start, shutdown=math.inf, type="supervisor", modules=(cls,))
@@ -221,38 +272,118 @@ class Supervisor:
 
     @staticmethod
     async def start_child(sup: Any, child: Any) -> Pid | None:
-        """Add a child and start it; its pid (None if it ignored the start)."""
+        """Add a child and start it; its pid (None if it ignored the start).
+
+        Args:
+            sup: The supervisor (a Pid or a name).
+            child: A class, `(class, arg)` or a `ChildSpec`.
+
+        Returns:
+            The child's pid, or None.
+
+        Raises:
+            SupervisorError: `.reason` is `"already_present"` (its id is known, not running)
+                or an `otp.AlreadyStartedError` (its id runs).
+            otp.StartError: The child failed to start.
+            InvalidChildSpec: A bad child.
+            otp.CallError: `sup` is not running (`.reason == NOPROC`).
+        """
         spec = to_spec(child)
         return await request_supervisor(sup, ("start_child", spec))  # type: ignore[no-any-return]
 
     @staticmethod
     async def terminate_child(sup: Any, id: Any) -> None:
-        """Stop a child (as its shutdown says); its spec stays, except a temporary one's."""
+        """Stop a child (as its shutdown says); its spec stays, except a temporary one's.
+
+        Args:
+            sup: The supervisor (a Pid or a name).
+            id: The child's id.
+
+        Raises:
+            SupervisorError: `"not_found"`: no child has that id.
+            otp.CallError: `sup` is not running (`.reason == NOPROC`).
+        """
         await request_supervisor(sup, ("terminate_child", id))
 
     @staticmethod
     async def restart_child(sup: Any, id: Any) -> Pid | None:
-        """Start again a child that is not running."""
+        """Start again a child that is not running.
+
+        Args:
+            sup: The supervisor (a Pid or a name).
+            id: The child's id.
+
+        Returns:
+            The child's pid, or None if it ignored the start.
+
+        Raises:
+            SupervisorError: `"not_found"`, `"running"` or `"restarting"`.
+            otp.StartError: The child failed to start.
+            otp.CallError: `sup` is not running (`.reason == NOPROC`).
+        """
         return await request_supervisor(sup, ("restart_child", id))  # type: ignore[no-any-return]
 
     @staticmethod
     async def delete_child(sup: Any, id: Any) -> None:
-        """Forget a child that is not running."""
+        """Forget a child that is not running.
+
+        Args:
+            sup: The supervisor (a Pid or a name).
+            id: The child's id.
+
+        Raises:
+            SupervisorError: `"not_found"`, `"running"` or `"restarting"`.
+            otp.CallError: `sup` is not running (`.reason == NOPROC`).
+        """
         await request_supervisor(sup, ("delete_child", id))
 
     @staticmethod
     async def which_children(sup: Any) -> list[ChildInfo]:
-        """Every child, the most recently started (last in the list) first."""
+        """Every child: a Supervisor lists the last added first (the reverse of its child
+        list; a restart keeps a child's place), a DynamicSupervisor the oldest first (a
+        restarted child counts as new; those still restarting come last).
+
+        Args:
+            sup: The supervisor (a Pid or a name).
+
+        Returns:
+            A `ChildInfo` per child.
+
+        Raises:
+            otp.CallError: `sup` is not running (`.reason == NOPROC`).
+        """
         return await request_supervisor(sup, "which_children")  # type: ignore[no-any-return]
 
     @staticmethod
     async def count_children(sup: Any) -> ChildCounts:
-        """How many specs, running children, supervisors and workers."""
+        """How many specs, running children, supervisors and workers.
+
+        Args:
+            sup: The supervisor (a Pid or a name).
+
+        Returns:
+            A `ChildCounts`.
+
+        Raises:
+            otp.CallError: `sup` is not running (`.reason == NOPROC`).
+        """
         return await request_supervisor(sup, "count_children")  # type: ignore[no-any-return]
 
     @staticmethod
     async def get_childspec(sup: Any, id: Any) -> ChildSpec:
-        """The spec of a child."""
+        """The spec of a child.
+
+        Args:
+            sup: The supervisor (a Pid or a name).
+            id: The child's id.
+
+        Returns:
+            Its `ChildSpec`.
+
+        Raises:
+            SupervisorError: `"not_found"`: no child has that id.
+            otp.CallError: `sup` is not running (`.reason == NOPROC`).
+        """
         return await request_supervisor(sup, ("get_childspec", id))  # type: ignore[no-any-return]
 
 

@@ -54,7 +54,19 @@ class Task:
     @staticmethod
     def async_(fn: Callable[..., Any], *args: Any) -> Task:
         """Run `fn(*args)` in a new process linked to the caller (a crash of one ends the
-        other, unless it traps exits) and monitored by it; read the result with `await_`."""
+        other, unless it traps exits) and monitored by it; read the result with `await_`.
+
+        Args:
+            fn: A function (plain or async) to run.
+            *args: Its arguments.
+
+        Returns:
+            The `Task`; only the caller (its owner) may read its result.
+
+        Raises:
+            TypeError: `fn` is not callable.
+            otp.NoProcessError: Not called from a process.
+        """
         _check(fn, "async_")
         me = otp.self()
         tag = otp.make_ref()
@@ -63,7 +75,18 @@ class Task:
 
     @staticmethod
     def start(fn: Callable[..., Any], *args: Any) -> Pid:
-        """Run `fn(*args)` in a new process nobody waits for (no link, no result)."""
+        """Run `fn(*args)` in a new process nobody waits for (no link, no result).
+
+        Args:
+            fn: A function (plain or async) to run.
+            *args: Its arguments.
+
+        Returns:
+            The task's pid.
+
+        Raises:
+            TypeError: `fn` is not callable.
+        """
         _check(fn, "start")
         return otp.spawn(_run, None, None, fn, args)
 
@@ -72,7 +95,20 @@ class Task:
     @staticmethod
     async def await_(task: Task, timeout: float = 5.0) -> Any:
         """The task's result. If it ends without one, `otp.ExitError` with its reason; after
-        `timeout` seconds it is killed, and `otp.ExitError(TIMEOUT)` says so."""
+        `timeout` seconds it is killed, and `otp.ExitError(TIMEOUT)` says so.
+
+        Args:
+            task: A task the caller started with `async_` or `async_nolink`.
+            timeout: Seconds to wait (default 5.0).
+
+        Returns:
+            What `fn` returned.
+
+        Raises:
+            otp.ExitError: `.reason` is the task's exit reason, `TIMEOUT`, or
+                `("not_owner", owner)` when the caller did not start it.
+            TypeError: `task` is not a Task.
+        """
         _owned(task, "await_")
         msg = await _receive(task, timeout)
         if msg is None:
@@ -88,7 +124,19 @@ class Task:
     @staticmethod
     async def yield_(task: Task, timeout: float = 5.0) -> tuple[str, Any] | None:
         """`("ok", result)`, `("exit", reason)` if it ended without one, or None if it is
-        still running after `timeout` seconds (it goes on; ask again, or `shutdown` it)."""
+        still running after `timeout` seconds (it goes on; ask again, or `shutdown` it).
+
+        Args:
+            task: A task the caller started.
+            timeout: Seconds to wait (default 5.0).
+
+        Returns:
+            `("ok", result)`, `("exit", reason)` or None.
+
+        Raises:
+            otp.ExitError: `("not_owner", owner)` when the caller did not start it.
+            TypeError: `task` is not a Task.
+        """
         _owned(task, "yield_")
         msg = await _receive(task, timeout)
         return None if msg is None else _outcome(task, msg)
@@ -99,7 +147,19 @@ class Task:
     ) -> tuple[str, Any] | None:
         """Stop the task: `SHUTDOWN`, then a kill after `timeout` seconds (or a kill at once).
         `("ok", result)` if its result came first, `("exit", reason)` if it ended otherwise
-        first, None if it was stopped."""
+        first, None if it was stopped.
+
+        Args:
+            task: A task the caller started.
+            timeout: Seconds between `SHUTDOWN` and the kill, or `"brutal_kill"` (default 5.0).
+
+        Returns:
+            `("ok", result)`, `("exit", reason)` or None.
+
+        Raises:
+            otp.ExitError: `("not_owner", owner)` when the caller did not start it.
+            TypeError: `task` is not a Task.
+        """
         _owned(task, "shutdown")
         otp.unlink(task.pid)
         done = await _receive(task, 0)
@@ -138,7 +198,25 @@ class Task:
         raises `ExitError(TIMEOUT)`, or with `on_timeout="kill_task"` yields
         `("exit", TIMEOUT)` for it and goes on. To leave the loop early, iterate inside
         `async with contextlib.aclosing(Task.async_stream(...)) as stream:`: the tasks still
-        running are then killed at once (Python closes an abandoned generator only later)."""
+        running are then killed at once (Python closes an abandoned generator only later).
+
+        Args:
+            items: The items, read as tasks are started.
+            fn: A function (plain or async) of one item.
+            max_concurrency: The most tasks at once (default None: the number of CPUs).
+            ordered: Yield in the items' order (default True), else as they finish.
+            timeout: Seconds each task may take (default 5.0).
+            on_timeout: `"exit"` (default: raise) or `"kill_task"` (yield and go on).
+
+        Yields:
+            `("ok", result)`, or `("exit", reason)` for a task that ended without one.
+
+        Raises:
+            otp.ExitError: A task took over `timeout` (`.reason == TIMEOUT`), with
+                `on_timeout="exit"`.
+            TypeError: `fn` is not callable.
+            ValueError: `max_concurrency` < 1.
+        """
         _check(fn, "async_stream")
         limit = (os.cpu_count() or 1) if max_concurrency is None else max_concurrency
         if limit < 1:
@@ -192,12 +270,34 @@ class TaskSupervisor:
 
     @staticmethod
     async def start_link(*, name: str | None = None, max_children: float = math.inf) -> Pid:
+        """Start a task supervisor linked to the caller.
+
+        Args:
+            name: A name to register it under (default None).
+            max_children: The most tasks at once (default `math.inf`).
+
+        Returns:
+            The supervisor's pid.
+
+        Raises:
+            otp.AlreadyStartedError: `name` is taken.
+            ValueError: A bad `max_children`.
+        """
         pid = await DynamicSupervisor.start_link(name=name, max_children=max_children)
         assert pid is not None
         return pid
 
     @staticmethod
     def child_spec(*, name: str | None = None, **overrides: Any) -> ChildSpec:
+        """The spec to run a task supervisor under a Supervisor.
+
+        Args:
+            name: A name to register it under (default None).
+            **overrides: `ChildSpec` fields to replace.
+
+        Returns:
+            A `ChildSpec` of type "supervisor" (id: `TaskSupervisor`).
+        """
         spec = ChildSpec(
             id=TaskSupervisor, start=(_start_supervisor, name), type="supervisor", shutdown=math.inf
         )
@@ -206,7 +306,21 @@ class TaskSupervisor:
     @staticmethod
     async def async_nolink(sup: Any, fn: Callable[..., Any], *args: Any) -> Task:
         """Run `fn(*args)` under `sup`, monitored by the caller but not linked to it: a crash
-        of the task is a result for `await_`/`yield_`, not the caller's death."""
+        of the task is a result for `await_`/`yield_`, not the caller's death.
+
+        Args:
+            sup: The task supervisor (a Pid or a name).
+            fn: A function (plain or async) to run.
+            *args: Its arguments.
+
+        Returns:
+            The `Task`, owned by the caller.
+
+        Raises:
+            behaviours.SupervisorError: `"max_children"`: the supervisor is full.
+            otp.CallError: `sup` is not running.
+            TypeError: `fn` is not callable.
+        """
         _check(fn, "async_nolink")
         me = otp.self()
         tag = otp.make_ref()
@@ -221,7 +335,21 @@ class TaskSupervisor:
 
     @staticmethod
     async def start_child(sup: Any, fn: Callable[..., Any], *args: Any) -> Pid:
-        """Run `fn(*args)` under `sup`, with no result for anyone."""
+        """Run `fn(*args)` under `sup`, with no result for anyone.
+
+        Args:
+            sup: The task supervisor (a Pid or a name).
+            fn: A function (plain or async) to run.
+            *args: Its arguments.
+
+        Returns:
+            The task's pid.
+
+        Raises:
+            behaviours.SupervisorError: `"max_children"`: the supervisor is full.
+            otp.CallError: `sup` is not running.
+            TypeError: `fn` is not callable.
+        """
         _check(fn, "start_child")
         spec = ChildSpec(
             id=TaskSupervisor, start=(_start_task, None, None, fn, args), restart="temporary"

@@ -18,7 +18,12 @@ START_TYPES = ("permanent", "transient", "temporary")
 class ApplicationError(OTPError):
     """A refused or failed application request; `.reason` is `("already_started", name)`,
     `("not_started", name)`, `("not_loaded", name)`, `("not_running", name)`,
-    `("cycle", [names])`, or the start failure."""
+    `("cycle", [names])`, or the start failure.
+
+    Args:
+        reason: Why, kept as `.reason`.
+        message: The text (default: `application: <reason>`).
+    """
 
     def __init__(self, reason: Any, message: str | None = None) -> None:
         self.reason = reason
@@ -34,7 +39,21 @@ class Application:
     For releases: `config_change(changed, new, removed)` is called when an upgrade changes
     the env of the running application (`changed` and `new` map keys to their new values,
     `removed` lists keys); `appup` maps a previous `vsn` to the steps an upgrade from it
-    takes instead of the derived plan (`otp.release.update/load/restart_application`)."""
+    takes instead of the derived plan (`otp.release.update/load/restart_application`).
+
+    Args:
+        name: The application's name.
+        start: An async callable of `start_args` returning the top supervisor's pid
+            (default None: a library application).
+        vsn: Its version (default `"0"`).
+        description: One line (default `""`).
+        stop: An async callable of no arguments, run after the tree stopped (default None).
+        applications: Names (or `Application`s) started first (default `()`).
+        env: The env defaults (default `{}`).
+        start_args: What `start` receives (default None).
+        config_change: Called by an upgrade that changes the env (default None).
+        appup: Previous `vsn` -> upgrade steps (default `{}`).
+    """
 
     name: str
     start: Callable[[Any], Awaitable[Pid | None]] | None = None

@@ -85,7 +85,18 @@ def answers(tag: tuple[str, Ref], ref: Ref) -> Callable[[Any], bool]:
 
 
 def check_timeout(timeout: object, what: str) -> float | None:
-    """The receive timeout for a call timeout in seconds (`math.inf`: none)."""
+    """The receive timeout for a call timeout in seconds (`math.inf`: none).
+
+    Args:
+        timeout: Seconds >= 0, or `math.inf`.
+        what: The caller's name, for the error message.
+
+    Returns:
+        `timeout` as a float, or None for `math.inf`.
+
+    Raises:
+        ValueError: A negative, NaN or non-numeric `timeout`.
+    """
     if timeout is math.inf:  # the default of every start and supervisor request
         return None
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout >= 0:
@@ -94,7 +105,20 @@ def check_timeout(timeout: object, what: str) -> float | None:
 
 
 def send_request(server: Any, kind: str, payload: Any, me: Process | None = None) -> RequestId:
-    """Monitor `server` and send it a request; the reply is read with `wait_response`."""
+    """Monitor `server` and send it a request; the reply is read with `wait_response`.
+
+    Args:
+        server: A Pid, a registered name or `(name, node)`.
+        kind: The protocol's tag, `"$gen_call"` or `"system"`.
+        payload: The request.
+        me: The calling process (default None: `current()`).
+
+    Returns:
+        The request's id; a server that is not there answers with its `Down` at once.
+
+    Raises:
+        CallError: `"calling_self"`: the caller is the server.
+    """
     if me is None:
         me = current()
     proc, lost = _registry.locate(server, me.pid.node)
@@ -133,9 +157,21 @@ async def call(server: Any, payload: Any, timeout: float = 5.0, *, _kind: str = 
     """Send `payload` and wait for the reply (this is `GenServer.call`; `_kind` is the
     protocol's tag, `"$gen_call"` or `otp.sys`'s `"system"`).
 
-    Raises `otp.CallError` when the server is not there (`.reason == NOPROC`), its node
-    is not connected (`("nodedown", node)`) or it dies first (its exit reason), and
-    `otp.CallTimeout` after `timeout` seconds.
+    Args:
+        server: A Pid, a registered name, `(name, node)` or a via name.
+        payload: The request for `handle_call`.
+        timeout: Seconds to wait for the reply (default 5.0; `math.inf`: no limit).
+
+    Returns:
+        The server's reply.
+
+    Raises:
+        otp.CallTimeout: No reply within `timeout` (`.reason == TIMEOUT`).
+        otp.CallError: The server is not there (`.reason == NOPROC`), its node is not
+            connected (`("nodedown", node)`), it dies first (its exit reason), or the
+            caller calls itself (`"calling_self"`).
+        ValueError: A negative or non-numeric `timeout`.
+        NoProcessError: Not called from a process.
     """
     wait = timeout if type(timeout) is float and 0 <= timeout < math.inf else None
     if wait is None:
@@ -191,13 +227,28 @@ async def call(server: Any, payload: Any, timeout: float = 5.0, *, _kind: str = 
 
 def accept_traced_calls(entry: Callable[..., Any]) -> Callable[..., Any]:
     """Mark `entry`, the function a behaviour's processes run, as one whose loop takes the
-    traced form of a call; returns it (usable as a decorator)."""
+    traced form of a call; returns it (usable as a decorator).
+
+    Args:
+        entry: The function the behaviour's processes run.
+
+    Returns:
+        `entry`.
+    """
     TRACED_ENTRIES.add(entry)
     return entry
 
 
 def server_span(process: Process, context: Any) -> Any:
-    """The context manager around the callback of a traced call (see `otp.gen`)."""
+    """The context manager around the callback of a traced call (see `otp.gen`).
+
+    Args:
+        process: The server's process record.
+        context: The caller's OpenTelemetry `Context`, from the call message.
+
+    Returns:
+        A context manager: the server span, current while it is open.
+    """
     from .ops._traces import server_span  # (loaded already: tracing is on)
 
     return server_span(process, context)
@@ -218,13 +269,37 @@ def failed_reason(reason: Any, server: Any) -> Any:
 
 
 async def wait_response(req: RequestId, timeout: float = math.inf) -> Any:
-    """The reply to `req`; `TimeoutError` leaves it pending, `CallError` if the server died."""
+    """The reply to `req`; `TimeoutError` leaves it pending, `CallError` if the server died.
+
+    Args:
+        req: The request `send_request` returned.
+        timeout: Seconds to wait (default `math.inf`).
+
+    Returns:
+        The reply.
+
+    Raises:
+        TimeoutError: No reply within `timeout` (the request stays pending).
+        CallError: The server died or was not there (`.reason`: its exit reason).
+    """
     msg = await receive(req.match, check_timeout(timeout, "wait_response"))
     return settle(req, msg)
 
 
 async def receive_response(req: RequestId, timeout: float = math.inf) -> Any:
-    """`wait_response`, except that a timeout abandons the request (no reply will come)."""
+    """`wait_response`, except that a timeout abandons the request (no reply will come).
+
+    Args:
+        req: The request `send_request` returned.
+        timeout: Seconds to wait (default `math.inf`).
+
+    Returns:
+        The reply.
+
+    Raises:
+        TimeoutError: No reply within `timeout`.
+        CallError: The server died or was not there.
+    """
     try:
         return await wait_response(req, timeout)
     except TimeoutError:
@@ -241,7 +316,15 @@ class RequestIdCollection:
         self._by_ref: dict[Ref, tuple[RequestId, Any]] = {}
 
     def add(self, req: RequestId, label: Any) -> None:
-        """Collect `req` under `label`; a request can be in a collection only once."""
+        """Collect `req` under `label`; a request can be in a collection only once.
+
+        Args:
+            req: The request `send_request` returned.
+            label: Any value, returned with its reply.
+
+        Raises:
+            ValueError: `req` is in the collection already.
+        """
         if req.ref in self._by_ref:
             raise ValueError(f"{req!r} is already in this collection")
         self._by_ref[req.ref] = (req, label)
@@ -250,11 +333,22 @@ class RequestIdCollection:
         return len(self._by_ref)
 
     def to_list(self) -> list[tuple[RequestId, Any]]:
-        """`(request, label)` pairs, in the order they were added."""
+        """`(request, label)` pairs, in the order they were added.
+
+        Returns:
+            The pairs.
+        """
         return list(self._by_ref.values())
 
     def owns(self, msg: Any) -> bool:
-        """True for a reply to, or the `Down` of the server of, a collected request."""
+        """True for a reply to, or the `Down` of the server of, a collected request.
+
+        Args:
+            msg: A message (usable as a `receive` predicate).
+
+        Returns:
+            True when `settle` takes it.
+        """
         return self._entry(msg) is not None
 
     def _entry(self, msg: Any) -> tuple[RequestId, Any] | None:
@@ -274,7 +368,17 @@ class RequestIdCollection:
         return None
 
     def settle(self, msg: Any) -> tuple[Any, Any]:
-        """`(reply, label)` for a message `owns` accepted; the request leaves the collection."""
+        """`(reply, label)` for a message `owns` accepted; the request leaves the collection.
+
+        Args:
+            msg: A message `owns` accepted.
+
+        Returns:
+            `(reply, label)`.
+
+        Raises:
+            CallError: `msg` is the server's `Down` (`.label` names the request).
+        """
         entry = self._entry(msg)
         assert entry is not None
         req, label = entry
@@ -286,6 +390,7 @@ class RequestIdCollection:
             raise
 
     def abandon_all(self) -> None:
+        """Give up on every collected request (their replies will be dropped) and empty it."""
         for req, _ in self._by_ref.values():
             abandon(req)
         self._by_ref.clear()
@@ -296,7 +401,20 @@ NO_REQUEST: Final = "no_request"
 
 async def wait_any(coll: RequestIdCollection, timeout: float, drop_on_timeout: bool) -> Any:
     """`(reply, label)` of the first collected request answered; `"no_request"` if none
-    is collected. A timeout raises TimeoutError and, with `drop_on_timeout`, abandons them."""
+    is collected. A timeout raises TimeoutError and, with `drop_on_timeout`, abandons them.
+
+    Args:
+        coll: The collection.
+        timeout: Seconds to wait (`math.inf`: no limit).
+        drop_on_timeout: Abandon every request on a timeout.
+
+    Returns:
+        `(reply, label)`, or `"no_request"`.
+
+    Raises:
+        TimeoutError: No answer within `timeout`.
+        CallError: The first answer is a server's `Down` (`.label` names the request).
+    """
     if not coll:
         return NO_REQUEST
     try:
@@ -312,7 +430,15 @@ def check_response(msg: Any, req: RequestId | RequestIdCollection) -> Any:
     """`("reply", value)` if `msg` answers `req` (`("reply", value, label)` for a
     collection), `"no_reply"` if it is unrelated, `"no_request"` for an empty collection.
 
-    Raises `CallError` if `msg` is the `Down` of the server the request went to.
+    Args:
+        msg: A message the caller received.
+        req: A `RequestId`, or a `RequestIdCollection`.
+
+    Returns:
+        `("reply", value)`, `("reply", value, label)`, `"no_reply"` or `"no_request"`.
+
+    Raises:
+        CallError: `msg` is the `Down` of the server the request went to.
     """
     if isinstance(req, RequestIdCollection):
         if not req:
@@ -327,7 +453,12 @@ def check_response(msg: Any, req: RequestId | RequestIdCollection) -> Any:
 
 
 def reply(from_: From, value: Any) -> None:
-    """Answer the request that came with `from_`; dropped if the caller stopped waiting."""
+    """Answer the request that came with `from_`; dropped if the caller stopped waiting.
+
+    Args:
+        from_: The `(caller, tag)` of the request.
+        value: The reply.
+    """
     pid, tag = from_
     proc = pid._proc
     if proc is None:

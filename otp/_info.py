@@ -46,20 +46,44 @@ def _check_pid(pid: object) -> Pid:
 
 def is_alive(pid: Pid) -> bool:
     """True while the local process `pid` has neither ended nor started to exit (as
-    Erlang's is_process_alive: an exit signal already sent to it counts)."""
+    Erlang's is_process_alive: an exit signal already sent to it counts).
+
+    Args:
+        pid: A process of this node.
+
+    Returns:
+        True while it is alive.
+
+    Raises:
+        TypeError: `pid` is not a Pid.
+    """
     proc = _check_pid(pid)._proc
     return proc is not None and not proc.finished and not proc.exiting
 
 
 def processes() -> list[Pid]:
-    """Every live process of the node, oldest first."""
+    """Every live process of the node, oldest first.
+
+    Returns:
+        Their pids (empty when no node runs).
+    """
     node = _node.current
     return [] if node is None else [proc.pid for proc in node.procs.values()]
 
 
 def process_info(pid: Pid) -> ProcessInfo | None:
     """What the runtime knows of `pid` now, or None if it is not alive (see `is_alive`;
-    a process still running its cleanup sees itself as "exiting")."""
+    a process still running its cleanup sees itself as "exiting").
+
+    Args:
+        pid: A process of this node.
+
+    Returns:
+        A `ProcessInfo` snapshot, or None.
+
+    Raises:
+        TypeError: `pid` is not a Pid.
+    """
     proc = _check_pid(pid)._proc
     if proc is None or proc.finished:
         return None

@@ -41,7 +41,14 @@ _RESCAN: Final = _Signal("predicate raised in sender")
 def send(dest: Any, msg: Any) -> None:
     """Send `msg` to a Pid, a registered name or `(name, node)`; never blocks.
 
-    To a dead pid the message is dropped; to a name nobody holds, `NotRegisteredError`.
+    Args:
+        dest: A Pid, a registered name, `(name, node)` or a via name.
+        msg: Any value.
+
+    Raises:
+        NotRegisteredError: `dest` is a local name nobody holds (a dead pid drops the message).
+        TypeError: `dest` is not a destination.
+        NoProcessError: `dest` is a name and no node is running.
     """
     # A dead pid, or one of another node (no connection: dropped), has no process.
     proc = dest._proc if type(dest) is Pid else _registry.resolve(dest)
@@ -59,7 +66,12 @@ def send(dest: Any, msg: Any) -> None:
 
 
 def deliver(proc: Process, msg: Any) -> None:
-    """Put `msg` in `proc`'s mailbox, or hand it to its waiting receive if that takes it."""
+    """Put `msg` in `proc`'s mailbox, or hand it to its waiting receive if that takes it.
+
+    Args:
+        proc: The receiver's process record (a full bounded mailbox applies its policy).
+        msg: Any value.
+    """
     proc.msg_count += 1
     waiter = proc.waiter
     if waiter is not None:
@@ -100,10 +112,20 @@ async def receive(
     `match` may run in the sender's process when the message arrives: keep it a pure
     function of the message.
 
-    Raises `TimeoutError` when nothing acceptable arrives within `timeout` seconds
-    (`timeout=0` only looks at what is already queued). `_after` is for the runtime: the
-    number of queued messages it knows `match` rejects (those queued before a call's
-    request went out), so a long mailbox does not slow a call down.
+    `_after` is for the runtime: the number of queued messages it knows `match` rejects
+    (those queued before a call's request went out), so a long mailbox does not slow a call
+    down.
+
+    Args:
+        match: A predicate on a message (default None: take the first message).
+        timeout: Seconds to wait (default None: forever; 0 only looks at the queue).
+
+    Returns:
+        The message taken out of the mailbox.
+
+    Raises:
+        TimeoutError: Nothing acceptable arrived within `timeout`.
+        NoProcessError: Not called from a process.
     """
     node = _node.current
     proc: Process = None if node is None else running_task(node.loop)  # type: ignore[assignment]

@@ -126,7 +126,14 @@ current: Node | None = None
 
 
 def get() -> Node:
-    """The running node, or `NoProcessError` when no node runs."""
+    """The running node, or `NoProcessError` when no node runs.
+
+    Returns:
+        The node.
+
+    Raises:
+        NoProcessError: No node is running.
+    """
     node = current
     if node is None:
         raise NoProcessError("no node is running: start one with otp.run(main)")
@@ -134,7 +141,11 @@ def get() -> Node:
 
 
 def make_ref() -> Ref:
-    """A reference unique within this OS process (and across node incarnations)."""
+    """A reference unique within this OS process (and across node incarnations).
+
+    Returns:
+        A new `Ref`.
+    """
     node = current
     if node is None:
         return Ref(LOCAL_NODE, next(_ref_ids), 0)

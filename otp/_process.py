@@ -98,7 +98,14 @@ class Process(asyncio.Task[None]):
 
 
 def current() -> Process:
-    """The calling process, or `NoProcessError`."""
+    """The calling process, or `NoProcessError`.
+
+    Returns:
+        The caller's process record.
+
+    Raises:
+        NoProcessError: Not called from a process (e.g. from plain asyncio code).
+    """
     node = _node.current
     task = None if node is None else running_task(node.loop)
     if type(task) is not Process:
@@ -111,5 +118,12 @@ def current() -> Process:
 
 
 def self() -> Pid:
-    """The pid of the calling process."""
+    """The pid of the calling process.
+
+    Returns:
+        The caller's pid.
+
+    Raises:
+        NoProcessError: Not called from a process.
+    """
     return current().pid

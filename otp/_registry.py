@@ -37,7 +37,17 @@ def _check_name(name: object, what: str) -> str:
 
 
 def register(name: Any, pid: Pid) -> None:
-    """Register the live process `pid` under `name` (a str, or a via name)."""
+    """Register the live process `pid` under `name` (a str, or a via name).
+
+    Args:
+        name: A str, or `("via", registry, key)`.
+        pid: A live local process.
+
+    Raises:
+        AlreadyRegisteredError: The name is taken, or `pid` already has a name.
+        NoProcessError: `pid` is not alive, or no node is running.
+        TypeError: `name` is not a str (or via name), or `pid` not a Pid.
+    """
     if type(name) is tuple and len(name) == 3 and name[0] == "via":
         from .registry import via_register
 
@@ -62,7 +72,16 @@ def register(name: Any, pid: Pid) -> None:
 
 
 def unregister(name: str) -> None:
-    """Remove the name `name`; `NotRegisteredError` if nobody holds it."""
+    """Remove the name `name`; `NotRegisteredError` if nobody holds it.
+
+    Args:
+        name: A registered name.
+
+    Raises:
+        NotRegisteredError: Nobody holds `name`.
+        TypeError: `name` is not a str.
+        NoProcessError: No node is running.
+    """
     _check_name(name, "unregister")
     proc = _node.get().names.pop(name, None)
     if proc is None:
@@ -71,7 +90,17 @@ def unregister(name: str) -> None:
 
 
 def whereis(name: Any) -> Pid | None:
-    """The pid registered under `name` (a str, or a via name), or None."""
+    """The pid registered under `name` (a str, or a via name), or None.
+
+    Args:
+        name: A str, or `("via", registry, key)`.
+
+    Returns:
+        The pid, or None when nobody holds the name (or no node runs).
+
+    Raises:
+        TypeError: `name` is neither a str nor a via name.
+    """
     if type(name) is tuple and len(name) == 3 and name[0] == "via":
         return _via_whereis(name) if _node.current is not None else None
     _check_name(name, "whereis")
@@ -83,7 +112,11 @@ def whereis(name: Any) -> Pid | None:
 
 
 def registered() -> list[str]:
-    """Every registered name."""
+    """Every registered name.
+
+    Returns:
+        The local names (empty when no node runs).
+    """
     node = _node.current
     return [] if node is None else list(node.names)
 

@@ -48,6 +48,25 @@ def run(
     `$OTP_COOKIE`, else `~/.erlang.cookie`; a name without one stays a local node.
     `loop="asyncio"` uses the stdlib event loop instead of uvloop. A process that `main`
     leaves running gets `SHUTDOWN`, then `KILL` after `shutdown_timeout` seconds.
+
+    Args:
+        main: An async function (the first process), an `Application`, or a
+            `"package.module:attr"` path to one.
+        *args: Arguments for `main` (an async function only).
+        name: The node name, `"name"` or `"name@host"` (default None: a local node).
+        cookie: The distribution cookie (default None: `$OTP_COOKIE`, `~/.erlang.cookie`).
+        loop: `"uvloop"` (default) or `"asyncio"`.
+        shutdown_timeout: Seconds the remaining processes get after `SHUTDOWN` (default 5.0).
+
+    Returns:
+        What `main` returned (None when the node was stopped with `NORMAL`).
+
+    Raises:
+        ExitError: `main` exited with a reason that is not an exception (`otp.exit`, a
+            linked crash), or the node was stopped (e.g. `("application_terminated", ...)`).
+        RuntimeError: A node is already running in this OS process.
+        TypeError: `main` is not async, or `cookie` is not a str.
+        ValueError: A bad `name` or `loop`.
     """
     entry: AsyncFn
     if isinstance(main, Application | str):

@@ -54,7 +54,15 @@ def exit_signal(target: Process, sender: Pid, reason: Any, *, linked: bool) -> N
 
 
 def kill(target: Process, reason: Any) -> None:
-    """End `target` with `reason` (it cannot trap this): cancel its task, or stop it at start."""
+    """End `target` with `reason` (it cannot trap this): cancel its task, or stop it at start.
+
+    Args:
+        target: The process record.
+        reason: Its exit reason.
+
+    Raises:
+        CancelledError: `target` is the caller: it stops here.
+    """
     target.exiting = True
     target.exit_reason = reason
     if not target.started:  # `_run` sees `exiting` on its first step
@@ -140,7 +148,15 @@ def _check_pid(pid: object, what: str) -> Pid:
 
 
 def link(pid: Pid) -> None:
-    """Link the caller and `pid` both ways; a dead `pid` sends the caller exit reason `NOPROC`."""
+    """Link the caller and `pid` both ways; a dead `pid` sends the caller exit reason `NOPROC`.
+
+    Args:
+        pid: The process to link to (`NOCONNECTION` instead for an unreachable node).
+
+    Raises:
+        NoProcessError: Not called from a process.
+        TypeError: `pid` is not a Pid.
+    """
     me = _process.current()
     _check_pid(pid, "link")
     other = pid._proc
@@ -159,7 +175,15 @@ def link(pid: Pid) -> None:
 
 
 def unlink(pid: Pid) -> None:
-    """Remove the link between the caller and `pid`, if there is one."""
+    """Remove the link between the caller and `pid`, if there is one.
+
+    Args:
+        pid: The linked process.
+
+    Raises:
+        NoProcessError: Not called from a process.
+        TypeError: `pid` is not a Pid.
+    """
     me = _process.current()
     _check_pid(pid, "unlink")
     links = me.links
@@ -177,7 +201,19 @@ def unlink(pid: Pid) -> None:
 
 
 def monitor(target: Pid | str | tuple[str, str]) -> Ref:
-    """Monitor a Pid or a registered name; a `Down` arrives when it ends (at once if it has)."""
+    """Monitor a Pid or a registered name; a `Down` arrives when it ends (at once if it has).
+
+    Args:
+        target: A Pid, a registered name or `(name, node)`; a dead or unknown one gets an
+            immediate `Down` with `NOPROC` (`NOCONNECTION` for an unreachable node).
+
+    Returns:
+        The monitor's reference, the `ref` of its `Down`.
+
+    Raises:
+        NoProcessError: Not called from a process.
+        TypeError: `target` is not a destination.
+    """
     me = _process.current()
     proc, reason = _registry.locate(target, me.pid.node)
     if proc is None and reason == NOCONNECTION:
@@ -194,7 +230,15 @@ def monitor(target: Pid | str | tuple[str, str]) -> Ref:
 def demonitor(ref: Ref, flush: bool = False) -> bool:
     """Stop the monitor `ref`; with `flush`, drop its `Down` if one is already queued.
 
-    True when the monitor was still active.
+    Args:
+        ref: The reference `monitor` returned.
+        flush: Also remove its `Down` from the mailbox (default False).
+
+    Returns:
+        True when the monitor was still active.
+
+    Raises:
+        NoProcessError: Not called from a process.
     """
     return remove_monitor(_process.current(), ref, flush)
 
@@ -226,7 +270,18 @@ def exit(reason: Any, /) -> NoReturn: ...
 @overload
 def exit(pid: Pid, reason: Any, /) -> None: ...
 def exit(*args: Any) -> None:
-    """`exit(reason)` ends the caller with `reason`; `exit(pid, reason)` sends an exit signal."""
+    """`exit(reason)` ends the caller with `reason`; `exit(pid, reason)` sends an exit signal.
+
+    The signal is asynchronous: `exit(pid, reason)` returns at once. `KILL` cannot be
+    trapped and becomes `KILLED`; a dead pid is ignored.
+
+    Args:
+        *args: `(reason)`, or `(pid, reason)`.
+
+    Raises:
+        ExitError: With `reason`, for `exit(reason)`: the caller ends.
+        TypeError: Not one or two arguments, or `pid` not a Pid.
+    """
     if len(args) == 1:
         raise ExitError(args[0])
     if len(args) != 2:
@@ -251,7 +306,19 @@ def exit(*args: Any) -> None:
 
 
 def process_flag(flag: str, value: bool) -> bool:
-    """Set a flag of the calling process and return its old value; `"trap_exit"` only."""
+    """Set a flag of the calling process and return its old value; `"trap_exit"` only.
+
+    Args:
+        flag: `"trap_exit"`: exit signals arrive as `Exit` messages instead of killing.
+        value: The new value.
+
+    Returns:
+        The flag's old value.
+
+    Raises:
+        ValueError: An unknown flag.
+        NoProcessError: Not called from a process.
+    """
     if flag != "trap_exit":
         raise ValueError(f"unknown process flag {flag!r}; the supported flag is 'trap_exit'")
     me = _process.current()

@@ -22,18 +22,57 @@ AsyncFn = Callable[..., Coroutine[Any, Any, Any]]
 
 
 def spawn(fn: AsyncFn, /, *args: Any, **kwargs: Any) -> Pid:
-    """Start `fn(*args, **kwargs)` as a new process; does not wait for it to run."""
+    """Start `fn(*args, **kwargs)` as a new process; does not wait for it to run.
+
+    Args:
+        fn: The async function the process runs; its return ends the process with `NORMAL`.
+        *args: Positional arguments for `fn`.
+        **kwargs: Keyword arguments for `fn`.
+
+    Returns:
+        The new process's pid.
+
+    Raises:
+        NoProcessError: No node is running.
+        TypeError: `fn` is not an async function (or is a coroutine object).
+    """
     return _spawn(fn, args, kwargs, None).pid
 
 
 def spawn_link(fn: AsyncFn, /, *args: Any, **kwargs: Any) -> Pid:
-    """Like `spawn`, with a link to the caller set before the new process runs."""
+    """Like `spawn`, with a link to the caller set before the new process runs.
+
+    Args:
+        fn: The async function the process runs.
+        *args: Positional arguments for `fn`.
+        **kwargs: Keyword arguments for `fn`.
+
+    Returns:
+        The new process's pid.
+
+    Raises:
+        NoProcessError: Not called from a process.
+        TypeError: `fn` is not an async function.
+    """
     proc = _spawn(fn, args, kwargs, current())
     return proc.pid
 
 
 def spawn_monitor(fn: AsyncFn, /, *args: Any, **kwargs: Any) -> tuple[Pid, Ref]:
-    """Like `spawn`, with a monitor from the caller set before the new process runs."""
+    """Like `spawn`, with a monitor from the caller set before the new process runs.
+
+    Args:
+        fn: The async function the process runs.
+        *args: Positional arguments for `fn`.
+        **kwargs: Keyword arguments for `fn`.
+
+    Returns:
+        `(pid, ref)`: the new process and the monitor whose `Down` reports its end.
+
+    Raises:
+        NoProcessError: Not called from a process.
+        TypeError: `fn` is not an async function.
+    """
     me = current()
     proc = _spawn(fn, args, kwargs, None)
     return proc.pid, _signals.add_monitor(me, proc)
@@ -75,8 +114,25 @@ def spawn_opt(
     and a bounded mailbox of `max_mailbox` messages, full by the `overload` policy
     (`"drop_newest"`, `"drop_oldest"` or `"exit"`; see the processes guide).
 
-    Returns the pid, or `(pid, monitor_ref)` with `monitor=True`. The option names are
-    taken: pass a function keyword of the same name through `functools.partial`.
+    The option names are taken: pass a function keyword of the same name through
+    `functools.partial`.
+
+    Args:
+        fn: The async function the process runs.
+        *args: Positional arguments for `fn`.
+        link: Link the caller and the new process (default False).
+        monitor: Monitor the new process from the caller (default False).
+        max_mailbox: The most messages its mailbox holds (default None: unbounded).
+        overload: What a full mailbox does (default `"drop_newest"`).
+        **kwargs: Keyword arguments for `fn`.
+
+    Returns:
+        The pid, or `(pid, monitor_ref)` with `monitor=True`.
+
+    Raises:
+        NoProcessError: No node is running, or `link`/`monitor` outside a process.
+        TypeError: `fn` is not an async function.
+        ValueError: A bad `max_mailbox` or `overload`.
     """
     limit = check_bound(max_mailbox, overload)
     me = current() if link or monitor else None

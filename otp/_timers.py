@@ -48,6 +48,19 @@ def send_after(delay: float, dest: Any, msg: Any) -> TimerRef:
 
     `dest` is resolved when the timer fires: a dead pid or a free name drops the message;
     a timer to a pid that has ended counts as cancelled.
+
+    Args:
+        delay: Seconds, >= 0 (`math.inf`: never).
+        dest: A Pid, a registered name or `(name, node)`.
+        msg: The message.
+
+    Returns:
+        The timer, for `cancel_timer`.
+
+    Raises:
+        ValueError: `delay` is negative, NaN or not a number.
+        TypeError: `dest` is not a destination.
+        NoProcessError: No node is running.
     """
     if (
         isinstance(delay, bool)
@@ -80,7 +93,17 @@ def _fire(tref: TimerRef, dest: Any, msg: Any) -> None:
 
 
 def cancel_timer(tref: TimerRef) -> bool:
-    """Stop a timer; True when it had not fired yet (its message will not arrive)."""
+    """Stop a timer; True when it had not fired yet (its message will not arrive).
+
+    Args:
+        tref: The timer `send_after` returned.
+
+    Returns:
+        True when the timer was pending; False when it had fired or was cancelled.
+
+    Raises:
+        TypeError: `tref` is not a TimerRef.
+    """
     if type(tref) is not TimerRef:
         raise TypeError(f"cancel_timer() takes a TimerRef from send_after(), got {tref!r}")
     dest = tref._dest

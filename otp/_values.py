@@ -60,6 +60,13 @@ class Pid:
     """A process identifier: `<0.42.0>` for a local process.
 
     Two pids are equal when they name the same process of the same node incarnation.
+    The runtime makes them (`spawn`, `self`); a pid built by hand names no local process.
+
+    Args:
+        node: The node's name.
+        id: The process number within the node.
+        serial: Erlang's serial field (default 0).
+        creation: The node incarnation (default 0).
     """
 
     __slots__ = ("_creation", "_id", "_node", "_proc", "_serial")
@@ -85,6 +92,7 @@ class Pid:
 
     @property
     def serial(self) -> int:
+        """Erlang's serial field of the pid (`<0.id.serial>`)."""
         return self._serial
 
     @property
@@ -126,7 +134,13 @@ class Pid:
 
 @final
 class Ref:
-    """A unique reference (`make_ref`, monitors, call tags), printed `#Ref<0.0.0.7>`."""
+    """A unique reference (`make_ref`, monitors, call tags), printed `#Ref<0.0.0.7>`.
+
+    Args:
+        node: The name of the node that made it.
+        id: Its number (the tuple of its words for a ref of another node).
+        creation: The node incarnation (default 0).
+    """
 
     __slots__ = ("_creation", "_id", "_node")
 
@@ -212,6 +226,12 @@ def is_abnormal(reason: object) -> bool:
     """True for reasons that are crashes: anything but `NORMAL`, `SHUTDOWN`, `("shutdown", x)`.
 
     The one predicate behind crash logging and transient restarts.
+
+    Args:
+        reason: An exit reason.
+
+    Returns:
+        True when `reason` is a crash.
     """
     if type(reason) is str:
         return reason != NORMAL and reason != SHUTDOWN

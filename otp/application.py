@@ -58,8 +58,20 @@ __all__ = [
 def load(app: Application | str) -> str:
     """Load an application (and the ones it names as objects or paths); its name.
 
-    `app` is an `Application` or a `"package.module:attr"` path to one. Loading again
-    the same spec is a no-op; configuration given to the node overrides `env` here.
+    Loading again the same spec is a no-op; configuration given to the node overrides
+    `env` here.
+
+    Args:
+        app: An `Application`, or a `"package.module:attr"` path to one.
+
+    Returns:
+        The application's name.
+
+    Raises:
+        ApplicationError: `("bad_application", app)` for a path that does not lead to an
+            `Application` or a bad spec, `("already_loaded", name)` for another spec of the
+            same name.
+        NoProcessError: No node is running.
     """
     spec = resolve(app)
     _controller.table(_node.get()).load(spec)
@@ -92,12 +104,31 @@ def resolve(app: Application | str) -> Application:
 
 
 def unload(name: str) -> None:
-    """Forget a loaded application that is not running."""
+    """Forget a loaded application that is not running.
+
+    Args:
+        name: The application's name.
+
+    Raises:
+        ApplicationError: `("running", name)` or `("not_loaded", name)`.
+    """
     _controller.table(_node.get()).unload(name)
 
 
 async def start(name: str, type: StartType = "temporary") -> None:
-    """Start a loaded application whose dependencies run; concurrent starts start it once."""
+    """Start a loaded application whose dependencies run; concurrent starts start it once.
+
+    Args:
+        name: The application's name.
+        type: `"temporary"` (default), `"transient"` or `"permanent"`: what its end does.
+
+    Raises:
+        ApplicationError: `("not_loaded", name)`, `("already_started", name)`,
+            `("not_started", dep)`, `("not_running", dep)` (a dependency that ended),
+            `("node_stopping", name)`, or the start failure as `.reason`.
+        ValueError: A bad `type`.
+        TypeError: `name` is not a str.
+    """
     _check_name(name)
     if type not in START_TYPES:
         raise ValueError(
@@ -108,7 +139,19 @@ async def start(name: str, type: StartType = "temporary") -> None:
 
 async def ensure_all_started(name: str | Application, type: StartType = "temporary") -> list[str]:
     """Start `name` and, first, every dependency not running yet; the names started, in
-    order. If one fails, the ones this call started are stopped again (newest first)."""
+    order. If one fails, the ones this call started are stopped again (newest first).
+
+    Args:
+        name: The application's name, or an `Application` (loaded first).
+        type: The start type of each (default `"temporary"`).
+
+    Returns:
+        The names this call started, in start order.
+
+    Raises:
+        ApplicationError: `("cycle", names)`, `("not_loaded", name)`, or `(app, reason)`
+            when `app` failed to start.
+    """
     if not isinstance(name, str):
         name = load(name)
     order = _controller.table(_node.get()).start_order(name)
@@ -133,7 +176,15 @@ async def ensure_all_started(name: str | Application, type: StartType = "tempora
 
 
 async def stop(name: str) -> None:
-    """Stop a running application: its tree, its `stop`, then every process of it."""
+    """Stop a running application: its tree, its `stop`, then every process of it.
+
+    Args:
+        name: The application's name.
+
+    Raises:
+        ApplicationError: `("not_started", name)`.
+        TypeError: `name` is not a str.
+    """
     _check_name(name)
     await _controller.request(("stop", name))
 
@@ -144,14 +195,27 @@ def _check_name(name: object) -> None:
 
 
 def which_applications() -> list[tuple[str, str, str]]:
-    """`(name, description, vsn)` of the running applications, the newest first."""
+    """`(name, description, vsn)` of the running applications, the newest first.
+
+    Returns:
+        The tuples (empty when no node runs).
+    """
     node = _node.current
     return [] if node is None or node.apps is None else node.apps.which()
 
 
 def get_key(app: str, key: str, default: Any = None) -> Any:
     """A field of a loaded application's spec (`vsn`, `description`, `applications`,
-    `env`, `start_args`, ...); `default` for an unknown application or key."""
+    `env`, `start_args`, ...); `default` for an unknown application or key.
+
+    Args:
+        app: The application's name.
+        key: An `Application` field name.
+        default: What to return otherwise (default None).
+
+    Returns:
+        The field's value, or `default`.
+    """
     node = _node.current
     loaded = None if node is None or node.apps is None else node.apps.loaded.get(app)
     if loaded is None or key not in Application.__dataclass_fields__:
@@ -160,14 +224,33 @@ def get_key(app: str, key: str, default: Any = None) -> Any:
 
 
 def get_application(pid: Pid | None = None) -> str | None:
-    """The application the process `pid` (default: the caller) belongs to, or None."""
+    """The application the process `pid` (default: the caller) belongs to, or None.
+
+    Args:
+        pid: A process (default None: the caller).
+
+    Returns:
+        The application's name, or None (also for a dead pid).
+
+    Raises:
+        NoProcessError: `pid` is None and the caller is not a process.
+    """
     proc = current() if pid is None else pid._proc
     return None if proc is None else proc.app
 
 
 def get_env(app: str, key: str, default: Any = None) -> Any:
     """The configured value of `key` for `app` (default when the app or the key is unknown).
-    Reads the table directly: no process is involved."""
+    Reads the table directly: no process is involved.
+
+    Args:
+        app: The application's name.
+        key: The env key.
+        default: What to return otherwise (default None).
+
+    Returns:
+        The value, or `default`.
+    """
     node = _node.current
     if node is None or node.apps is None:
         return default
@@ -175,16 +258,42 @@ def get_env(app: str, key: str, default: Any = None) -> Any:
 
 
 def get_all_env(app: str) -> dict[str, Any]:
-    """Every env value of `app`."""
+    """Every env value of `app`.
+
+    Args:
+        app: The application's name.
+
+    Returns:
+        A copy of its env (empty for an unknown application).
+    """
     node = _node.current
     return {} if node is None or node.apps is None else node.apps.all_env(app)
 
 
 def set_env(app: str, key: str, value: Any) -> None:
-    """Set `key` of a loaded application's env."""
+    """Set `key` of a loaded application's env.
+
+    Args:
+        app: The application's name.
+        key: The env key.
+        value: The new value.
+
+    Raises:
+        ApplicationError: `("not_loaded", app)`.
+        NoProcessError: No node is running.
+    """
     _controller.table(_node.get()).set_env(app, key, value)
 
 
 def unset_env(app: str, key: str) -> None:
-    """Remove `key` from a loaded application's env."""
+    """Remove `key` from a loaded application's env.
+
+    Args:
+        app: The application's name.
+        key: The env key (an absent one is no error).
+
+    Raises:
+        ApplicationError: `("not_loaded", app)`.
+        NoProcessError: No node is running.
+    """
     _controller.table(_node.get()).unset_env(app, key)

@@ -47,10 +47,21 @@ __all__ = ["call", "in_process"]
 async def call(server: Any, request: Any, timeout: float = 5.0) -> Any:
     """`GenServer.call(server, request, timeout)` from code that is not a process.
 
-    Sends `request` to `server` (a Pid, a registered name or `(name, node)`) and returns the
-    reply. Raises `otp.CallError` when the server is not there (`.reason == NOPROC`), its
-    node is not connected (`("nodedown", node)`) or it dies first (its exit reason), and
-    `otp.CallTimeout` after `timeout` seconds (`math.inf`: no limit).
+    Args:
+        server: A Pid, a registered name or `(name, node)`.
+        request: The request for `handle_call`.
+        timeout: Seconds to wait for the reply (default 5.0; `math.inf`: no limit).
+
+    Returns:
+        The server's reply.
+
+    Raises:
+        otp.CallTimeout: No reply within `timeout`.
+        otp.CallError: The server is not there (`.reason == NOPROC`), its node is not
+            connected (`("nodedown", node)`) or it dies first (its exit reason).
+        otp.NoProcessError: No node is running.
+        RuntimeError: Called outside the node's event loop (e.g. from another thread).
+        ValueError: A bad `timeout`.
     """
     node = _node_of_caller("call")
     if type(running_task(node.loop)) is Process:  # a process calls directly
@@ -67,6 +78,20 @@ async def in_process(fn: AsyncFn, /, *args: Any, **kwargs: Any) -> Any:
     does for blocking functions. In `fn`, `otp.self()` is that process. An exception `fn`
     raises is raised here (not logged as a crash); an exit signal that ends the process
     first raises `otp.ExitError` with its reason. Cancelling the caller kills the process.
+
+    Args:
+        fn: The async function to run.
+        *args: Positional arguments for `fn`.
+        **kwargs: Keyword arguments for `fn`.
+
+    Returns:
+        What `fn` returned.
+
+    Raises:
+        otp.ExitError: The process was ended by an exit signal before `fn` returned.
+        otp.NoProcessError: No node is running.
+        RuntimeError: Called outside the node's event loop.
+        TypeError: `fn` is not an async function.
     """
     check_async(fn, "in_process")
     return await _in_process(_node_of_caller("in_process"), fn, args, kwargs)

@@ -35,7 +35,12 @@ class OTPError(Exception):
 
 
 class ExitError(OTPError):
-    """Ends the calling process with `reason` (`otp.exit(reason)`), or reports that one ended."""
+    """Ends the calling process with `reason` (`otp.exit(reason)`), or reports that one ended.
+
+    Args:
+        reason: The exit reason, kept as `.reason`.
+        message: The text (default: `exit: <reason>`).
+    """
 
     def __init__(self, reason: Any, message: str | None = None) -> None:
         self.reason = reason
@@ -50,6 +55,12 @@ class CallError(ExitError):
     server's bounded mailbox was full: the request was dropped at once), or the exit reason
     of the server that died during the call. `.label` is the request's label when it was waited
     for in a request collection (else None).
+
+    Args:
+        reason: Why the call failed, kept as `.reason`.
+        server: The server called, kept as `.server`.
+        request: The request, kept as `.request`.
+        message: The text (default: names the server, the reason and the request).
     """
 
     def __init__(
@@ -87,7 +98,12 @@ class CallTimeout(CallError, TimeoutError):
 
 
 class StartError(OTPError):
-    """A process failed to start; `.reason` is the exception or the stop reason."""
+    """A process failed to start; `.reason` is the exception or the stop reason.
+
+    Args:
+        reason: Why it failed, kept as `.reason`.
+        message: The text (default: `start failed: <reason>`).
+    """
 
     def __init__(self, reason: Any, message: str | None = None) -> None:
         self.reason = reason
@@ -95,7 +111,12 @@ class StartError(OTPError):
 
 
 class AlreadyStartedError(OTPError):
-    """A process could not start under a name that another process holds (`.pid`)."""
+    """A process could not start under a name that another process holds (`.pid`).
+
+    Args:
+        pid: The process holding the name, kept as `.pid`.
+        message: The text (default: `already started as <pid>`).
+    """
 
     def __init__(self, pid: Any, message: str | None = None) -> None:
         self.pid = pid
@@ -107,7 +128,11 @@ class NoProcessError(OTPError):
 
 
 class NotRegisteredError(OTPError):
-    """No process is registered under `.name`."""
+    """No process is registered under `.name`.
+
+    Args:
+        name: The name, kept as `.name`.
+    """
 
     def __init__(self, name: Any) -> None:
         self.name = name
@@ -115,7 +140,13 @@ class NotRegisteredError(OTPError):
 
 
 class AlreadyRegisteredError(OTPError):
-    """The name is held by `.pid`, or the process already has another name."""
+    """The name is held by `.pid`, or the process already has another name.
+
+    Args:
+        name: The name, kept as `.name`.
+        pid: Its holder (or the process that has a name), kept as `.pid`.
+        message: The text (default: `<name> is already registered to <pid>`).
+    """
 
     def __init__(self, name: Any, pid: Any, message: str | None = None) -> None:
         self.name = name

@@ -44,7 +44,12 @@ DEFAULT_SCOPE: Final = "pg"
 
 
 class PgError(OTPError):
-    """A refused group request: `.reason` names what was wrong."""
+    """A refused group request: `.reason` names what was wrong.
+
+    Args:
+        reason: What was wrong, kept as `.reason`.
+        message: The text.
+    """
 
     def __init__(self, reason: Any, message: str) -> None:
         self.reason = reason
@@ -101,7 +106,17 @@ def _table() -> dict[str, _Scope]:
 
 
 async def start_link(scope: str = DEFAULT_SCOPE) -> Pid:
-    """Start the process of `scope`, linked to the caller (put it under a supervisor)."""
+    """Start the process of `scope`, linked to the caller (put it under a supervisor).
+
+    Args:
+        scope: The scope's name, also its process's registered name (default `"pg"`).
+
+    Returns:
+        The scope's pid.
+
+    Raises:
+        PgError: `("bad_scope", scope)` or `("already_started", scope)` (the name is taken).
+    """
     return _start(scope, link=True)
 
 
@@ -134,7 +149,17 @@ def _scope(scope: str) -> _Scope:
 
 def join(group: Any, pids: Pid | Iterable[Pid], scope: str = DEFAULT_SCOPE) -> None:
     """Add the processes (local and alive) to `group`; a process may join several times,
-    and is then a member as many times."""
+    and is then a member as many times.
+
+    Args:
+        group: Any hashable value.
+        pids: A pid, or several.
+        scope: The scope's name (default `"pg"`, started on first use).
+
+    Raises:
+        PgError: `("not_a_pid", x)`, `("not_local", pid)` (dead, or of another node), or
+            `("no_scope", scope)`.
+    """
     state = _scope(scope)
     members = _checked(pids, "join")
     scope_proc = state.pid._proc
@@ -149,7 +174,19 @@ def join(group: Any, pids: Pid | Iterable[Pid], scope: str = DEFAULT_SCOPE) -> N
 
 
 def leave(group: Any, pids: Pid | Iterable[Pid], scope: str = DEFAULT_SCOPE) -> bool:
-    """Take the processes out of `group` once each; False if none of them was in it."""
+    """Take the processes out of `group` once each; False if none of them was in it.
+
+    Args:
+        group: The group.
+        pids: A pid, or several.
+        scope: The scope's name (default `"pg"`, started on first use).
+
+    Returns:
+        True when at least one of them left.
+
+    Raises:
+        PgError: `("not_a_pid", x)` or `("no_scope", scope)`.
+    """
     state = _scope(scope)
     members = state.groups.get(group, [])
     left = []
@@ -166,37 +203,103 @@ def leave(group: Any, pids: Pid | Iterable[Pid], scope: str = DEFAULT_SCOPE) -> 
 
 
 def get_members(group: Any, scope: str = DEFAULT_SCOPE) -> list[Pid]:
-    """The members of `group`, once per join (an empty list for an unknown group)."""
+    """The members of `group`, once per join (an empty list for an unknown group).
+
+    Args:
+        group: The group.
+        scope: The scope's name (default `"pg"`, started on first use).
+
+    Returns:
+        The member pids.
+
+    Raises:
+        PgError: `("no_scope", scope)`: no such scope runs.
+    """
     return list(_scope(scope).groups.get(group, ()))
 
 
 def get_local_members(group: Any, scope: str = DEFAULT_SCOPE) -> list[Pid]:
-    """The members of `group` on this node (all of them, while a scope spans one node)."""
+    """The members of `group` on this node (all of them, while a scope spans one node).
+
+    Args:
+        group: The group.
+        scope: The scope's name (default `"pg"`, started on first use).
+
+    Returns:
+        The member pids.
+
+    Raises:
+        PgError: `("no_scope", scope)`: no such scope runs.
+    """
     node = _node.get().name
     return [pid for pid in get_members(group, scope) if pid.node == node]
 
 
 def which_groups(scope: str = DEFAULT_SCOPE) -> list[Any]:
-    """The groups that have members."""
+    """The groups that have members.
+
+    Args:
+        scope: The scope's name (default `"pg"`, started on first use).
+
+    Returns:
+        The groups.
+
+    Raises:
+        PgError: `("no_scope", scope)`: no such scope runs.
+    """
     return list(_scope(scope).groups)
 
 
 def monitor(group: Any, scope: str = DEFAULT_SCOPE) -> tuple[Ref, list[Pid]]:
     """Watch `group`: `(ref, its members now)`; then the caller gets `(ref, "join", group,
-    pids)` and `(ref, "leave", group, pids)` as members come and go (`demonitor(ref)` ends it)."""
+    pids)` and `(ref, "leave", group, pids)` as members come and go (`demonitor(ref)` ends it).
+
+    Args:
+        group: The group.
+        scope: The scope's name (default `"pg"`, started on first use).
+
+    Returns:
+        `(ref, members)`.
+
+    Raises:
+        PgError: `("no_scope", scope)`: no such scope runs.
+        NoProcessError: Not called from a process.
+    """
     state = _scope(scope)
     return state.watch(group), list(state.groups.get(group, ()))
 
 
 def monitor_scope(scope: str = DEFAULT_SCOPE) -> tuple[Ref, dict[Any, list[Pid]]]:
     """Watch every group of the scope: `(ref, {group: members})`, then join and leave
-    messages for any group."""
+    messages for any group.
+
+    Args:
+        scope: The scope's name (default `"pg"`, started on first use).
+
+    Returns:
+        `(ref, {group: members})`.
+
+    Raises:
+        PgError: `("no_scope", scope)`: no such scope runs.
+        NoProcessError: Not called from a process.
+    """
     state = _scope(scope)
     return state.watch(_SCOPE), {group: list(members) for group, members in state.groups.items()}
 
 
 def demonitor(ref: Ref, scope: str = DEFAULT_SCOPE) -> bool:
-    """Stop a `monitor`; True if it was active."""
+    """Stop a `monitor`; True if it was active.
+
+    Args:
+        ref: The ref `monitor` or `monitor_scope` returned.
+        scope: The scope's name (default `"pg"`, started on first use).
+
+    Returns:
+        True if the watch was active.
+
+    Raises:
+        PgError: `("no_scope", scope)`: no such scope runs.
+    """
     return _scope(scope).unwatch(ref)
 
 

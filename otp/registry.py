@@ -34,7 +34,12 @@ Keys = Literal["unique", "duplicate"]
 
 
 class RegistryError(OTPError):
-    """A refused registry request; `.reason` names what was wrong."""
+    """A refused registry request; `.reason` names what was wrong.
+
+    Args:
+        reason: What was wrong, kept as `.reason`.
+        message: The text.
+    """
 
     def __init__(self, reason: Any, message: str) -> None:
         self.reason = reason
@@ -133,7 +138,19 @@ class Registry:
     async def start_link(name: str, *, keys: Keys = "unique") -> Pid:
         """Start a registry named `name` (its process is registered under it), linked to the
         caller: put it under a supervisor, before the processes that use it
-        (`ChildSpec(id="rooms", start=(otp.Registry.start_link, "rooms"))`)."""
+        (`ChildSpec(id="rooms", start=(otp.Registry.start_link, "rooms"))`).
+
+        Args:
+            name: The registry's name (a non-empty str).
+            keys: `"unique"` (default: one process per key) or `"duplicate"`.
+
+        Returns:
+            The registry's pid.
+
+        Raises:
+            RegistryError: `("bad_keys", keys)` or `("bad_name", name)`.
+            otp.AlreadyRegisteredError: A registry (or a process) already has that name.
+        """
         if keys not in ("unique", "duplicate"):
             raise RegistryError(
                 ("bad_keys", keys), f"a registry's keys are 'unique' or 'duplicate', got {keys!r}"
@@ -152,37 +169,111 @@ class Registry:
     @staticmethod
     def register(registry: str, key: Any, value: Any = None) -> None:
         """Register the calling process under `key` with `value`. A unique key held by
-        another process raises `otp.AlreadyRegisteredError` (`.pid`: the holder)."""
+        another process raises `otp.AlreadyRegisteredError` (`.pid`: the holder).
+
+        Args:
+            registry: The registry's name.
+            key: Any hashable value.
+            value: Kept with the entry (default None).
+
+        Raises:
+            otp.AlreadyRegisteredError: A unique `key` is held by another process.
+            RegistryError: `("unknown_registry", registry)`: no such registry runs.
+            otp.NoProcessError: Not called from a process.
+        """
         _table(registry).add(key, current().pid, value)
 
     @staticmethod
     def unregister(registry: str, key: Any) -> None:
-        """Take the calling process's entries under `key` out."""
+        """Take the calling process's entries under `key` out.
+
+        Args:
+            registry: The registry's name.
+            key: The key (one the caller does not hold is no error).
+
+        Raises:
+            RegistryError: `("unknown_registry", registry)`: no such registry runs.
+        """
         _table(registry).remove(key, current().pid)
 
     @staticmethod
     def lookup(registry: str, key: Any) -> list[tuple[Pid, Any]]:
-        """`[(pid, value)]` under `key` (at most one for unique keys)."""
+        """`[(pid, value)]` under `key` (at most one for unique keys).
+
+        Args:
+            registry: The registry's name.
+            key: The key.
+
+        Returns:
+            The entries, oldest first (empty for a key nobody holds).
+
+        Raises:
+            RegistryError: `("unknown_registry", registry)`: no such registry runs.
+        """
         return list(_table(registry).by_key.get(key, ()))
 
     @staticmethod
     def keys(registry: str, pid: Pid) -> list[Any]:
-        """The keys `pid` holds in the registry."""
+        """The keys `pid` holds in the registry.
+
+        Args:
+            registry: The registry's name.
+            pid: A process.
+
+        Returns:
+            Its keys (once per registration).
+
+        Raises:
+            RegistryError: `("unknown_registry", registry)`: no such registry runs.
+        """
         return list(_table(registry).by_pid.get(pid, ()))
 
     @staticmethod
     def count(registry: str) -> int:
-        """How many entries the registry holds."""
+        """How many entries the registry holds.
+
+        Args:
+            registry: The registry's name.
+
+        Returns:
+            The number of `(key, pid)` entries.
+
+        Raises:
+            RegistryError: `("unknown_registry", registry)`: no such registry runs.
+        """
         return sum(len(entries) for entries in _table(registry).by_key.values())
 
     @staticmethod
     def match(registry: str, key: Any, where: Callable[[Any], bool]) -> list[tuple[Pid, Any]]:
-        """`[(pid, value)]` under `key` whose value passes `where(value)`."""
+        """`[(pid, value)]` under `key` whose value passes `where(value)`.
+
+        Args:
+            registry: The registry's name.
+            key: The key.
+            where: A predicate on the value.
+
+        Returns:
+            The matching entries.
+
+        Raises:
+            RegistryError: `("unknown_registry", registry)`: no such registry runs.
+        """
         return [(p, v) for p, v in _table(registry).by_key.get(key, ()) if where(v)]
 
     @staticmethod
     def select(registry: str, where: Callable[[Any, Pid, Any], bool]) -> list[tuple[Any, Pid, Any]]:
-        """Every `(key, pid, value)` that passes `where(key, pid, value)`."""
+        """Every `(key, pid, value)` that passes `where(key, pid, value)`.
+
+        Args:
+            registry: The registry's name.
+            where: A predicate on `(key, pid, value)`.
+
+        Returns:
+            The matching entries.
+
+        Raises:
+            RegistryError: `("unknown_registry", registry)`: no such registry runs.
+        """
         return [
             (key, p, v)
             for key, entries in _table(registry).by_key.items()
@@ -193,7 +284,16 @@ class Registry:
     @staticmethod
     def dispatch(registry: str, key: Any, fn: Callable[[list[tuple[Pid, Any]]], Any]) -> None:
         """Call `fn([(pid, value), ...])` with the entries under `key`, in the caller (not
-        called when there are none): to send to each, say."""
+        called when there are none): to send to each, say.
+
+        Args:
+            registry: The registry's name.
+            key: The key.
+            fn: A function of the list of entries.
+
+        Raises:
+            RegistryError: `("unknown_registry", registry)`: no such registry runs.
+        """
         entries = _table(registry).by_key.get(key)
         if entries:
             fn(list(entries))
@@ -201,7 +301,20 @@ class Registry:
     @staticmethod
     def update_value(registry: str, key: Any, fn: Callable[[Any], Any]) -> Any:
         """For the caller's entry under a unique key: the value becomes `fn(value)`; the new
-        value (`RegistryError` if the caller holds no such entry)."""
+        value (`RegistryError` if the caller holds no such entry).
+
+        Args:
+            registry: The registry's name.
+            key: A key the caller holds.
+            fn: A function of the old value.
+
+        Returns:
+            The new value.
+
+        Raises:
+            RegistryError: `("not_registered", key)`: the caller holds no entry under `key`;
+                or `("unknown_registry", registry)`.
+        """
         table = _table(registry)
         me = current().pid
         entries = table.by_key.get(key, [])

@@ -82,6 +82,14 @@ def emit(
 
     The record is built directly: the runtime's reports have no useful caller frame, and
     looking one up costs more than the rest of a crash.
+
+    Args:
+        logger: The area's logger (`otp.gen_server`, `otp.supervisor`, ...).
+        level: The logging level.
+        report: The frozen report record.
+        msg: The %-format of the text line.
+        *args: Its arguments.
+        exc: An exception whose (trimmed) traceback the record carries (default None).
     """
     node = _node.current
     if node is not None and node.report_watchers:
@@ -208,7 +216,11 @@ _reported: weakref.WeakSet[Any] = weakref.WeakSet()
 
 def hide_frames(directory: str) -> None:
     """Leave the frames of code under `directory` (a behaviour library's own) out of the
-    tracebacks reports show; `OTP_DEBUG=1`, or a logger at DEBUG, shows them all."""
+    tracebacks reports show; `OTP_DEBUG=1`, or a logger at DEBUG, shows them all.
+
+    Args:
+        directory: A directory of source files.
+    """
     path = os.path.join(os.path.abspath(directory), "")
     if path not in _hidden:
         _hidden.append(path)
@@ -216,7 +228,14 @@ def hide_frames(directory: str) -> None:
 
 def user_traceback(exc: BaseException) -> TracebackType | None:
     """`exc`'s traceback without the runtime's frames (all of it if nothing else is left:
-    then the runtime itself failed)."""
+    then the runtime itself failed).
+
+    Args:
+        exc: An exception.
+
+    Returns:
+        The trimmed traceback (None when `exc` has none).
+    """
     kept: list[TracebackType] = []
     tb = exc.__traceback__
     while tb is not None:
@@ -233,12 +252,23 @@ def user_traceback(exc: BaseException) -> TracebackType | None:
 
 def reported(proc: Process) -> None:
     """The behaviour of `proc` has logged the crash it is about to end with: the kernel's
-    own crash report of it goes at DEBUG, so one crash makes one report."""
+    own crash report of it goes at DEBUG, so one crash makes one report.
+
+    Args:
+        proc: The process record.
+    """
     _reported.add(proc)
 
 
 def describe_entry(fn: Any) -> str:
-    """`module.qualname` of a process's function, for reports and listings."""
+    """`module.qualname` of a process's function, for reports and listings.
+
+    Args:
+        fn: A function or callable object.
+
+    Returns:
+        Its `module.qualname` (`?` for an unknown module).
+    """
     module = getattr(fn, "__module__", None) or "?"
     name = getattr(fn, "__qualname__", None) or type(fn).__qualname__
     return f"{module}.{name}"

@@ -56,7 +56,12 @@ DEFAULT_TIMEOUT: Final = 5.0
 
 
 class SysError(OTPError):
-    """A system request the process refused or failed; `.reason` says why."""
+    """A system request the process refused or failed; `.reason` says why.
+
+    Args:
+        reason: Why, kept as `.reason`.
+        server: The process asked, kept as `.server`.
+    """
 
     def __init__(self, reason: Any, server: Any) -> None:
         self.reason = reason
@@ -82,21 +87,59 @@ class SystemHandler(Protocol):
     suspended: bool
     code_snapshot: Any  # what revert_code puts back; None once resumed
 
-    def system_revert_code(self) -> None: ...
+    def system_revert_code(self) -> None:
+        """Put back the class and state of `code_snapshot` (an upgrade was undone)."""
 
-    def system_get_state(self) -> Any: ...
+    def system_get_state(self) -> Any:
+        """The process's state.
 
-    def system_replace_state(self, fn: Callable[[Any], Any]) -> Any: ...
+        Returns:
+            The state, as `get_state` returns it.
+        """
 
-    async def system_code_change(self, old_vsn: Any, extra: Any, upgrade: bool = False) -> None: ...
+    def system_replace_state(self, fn: Callable[[Any], Any]) -> Any:
+        """Make `fn(state)` the state.
 
-    async def system_get_status(self) -> Status: ...
+        Args:
+            fn: A function of the state.
 
-    async def system_terminate(self, reason: Any) -> Any: ...
+        Returns:
+            The new state (an exception from `fn` leaves the state as it was).
+        """
+
+    async def system_code_change(self, old_vsn: Any, extra: Any, upgrade: bool = False) -> None:
+        """Switch to the newest class and convert the state with its `code_change`.
+
+        Args:
+            old_vsn: The previous class's `vsn`.
+            extra: Passed to `code_change`.
+            upgrade: An upgrade of the code server: keep `code_snapshot` to revert to.
+        """
+
+    async def system_get_status(self) -> Status:
+        """The process's status, its state through `format_status`.
+
+        Returns:
+            The `Status`.
+        """
+
+    async def system_terminate(self, reason: Any) -> Any:
+        """Run the behaviour's `terminate` and end the process with `reason`; never returns.
+
+        Args:
+            reason: The exit reason.
+        """
 
 
 def is_system_message(msg: Any) -> bool:
-    """True for a `("system", from_, request)` message."""
+    """True for a `("system", from_, request)` message.
+
+    Args:
+        msg: A message the process received.
+
+    Returns:
+        True when `sys.handle` should answer it.
+    """
     return type(msg) is tuple and len(msg) == 3 and msg[0] == SYSTEM
 
 
@@ -105,6 +148,11 @@ async def handle(handler: SystemHandler, from_: _call.From, request: Any) -> Non
 
     A failing callback is reported to the caller as an error; the process keeps its state.
     `terminate` does not return: the handler ends the process.
+
+    Args:
+        handler: The process's `SystemHandler`.
+        from_: The requester, from the message.
+        request: The request, from the message.
     """
     try:
         match request:
@@ -177,7 +225,18 @@ async def _request(server: Any, request: Any, timeout: float) -> Any:
 
 
 async def get_state(server: Any, timeout: float = DEFAULT_TIMEOUT) -> Any:
-    """The state of a behaviour process (also while it is suspended)."""
+    """The state of a behaviour process (also while it is suspended).
+
+    Args:
+        server: A Pid, a registered name or `(name, node)`.
+        timeout: Seconds to wait (default 5.0).
+
+    Returns:
+        The state (`(state, data)` for a GenStatem).
+
+    Raises:
+        otp.CallError: No such process, or no answer within `timeout` (`CallTimeout`).
+    """
     return await _request(server, "get_state", timeout)
 
 
@@ -185,17 +244,46 @@ async def replace_state(
     server: Any, fn: Callable[[Any], Any], timeout: float = DEFAULT_TIMEOUT
 ) -> Any:
     """Install `fn(state)` as the new state and return it; if `fn` raises, nothing changes
-    and `SysError(("callback_failed", exc))` is raised."""
+    and `SysError(("callback_failed", exc))` is raised.
+
+    Args:
+        server: A Pid, a registered name or `(name, node)`.
+        fn: A function of the state, run in the process.
+        timeout: Seconds to wait (default 5.0).
+
+    Returns:
+        The new state.
+
+    Raises:
+        SysError: `fn` raised (`.reason == ("callback_failed", exc)`).
+        otp.CallError: No such process, or no answer within `timeout`.
+    """
     return await _request(server, ("replace_state", fn), timeout)
 
 
 async def suspend(server: Any, timeout: float = DEFAULT_TIMEOUT) -> None:
-    """Stop the process from handling anything but system messages until `resume`."""
+    """Stop the process from handling anything but system messages until `resume`.
+
+    Args:
+        server: A Pid, a registered name or `(name, node)`.
+        timeout: Seconds to wait (default 5.0).
+
+    Raises:
+        otp.CallError: No such process, or no answer within `timeout`.
+    """
     await _request(server, "suspend", timeout)
 
 
 async def resume(server: Any, timeout: float = DEFAULT_TIMEOUT) -> None:
-    """Let a suspended process handle its queued messages again."""
+    """Let a suspended process handle its queued messages again.
+
+    Args:
+        server: A Pid, a registered name or `(name, node)`.
+        timeout: Seconds to wait (default 5.0).
+
+    Raises:
+        otp.CallError: No such process, or no answer within `timeout`.
+    """
     await _request(server, "resume", timeout)
 
 
@@ -203,19 +291,53 @@ async def change_code(
     server: Any, old_vsn: Any, extra: Any = None, timeout: float = DEFAULT_TIMEOUT
 ) -> None:
     """Have a suspended process call `code_change(old_vsn, state, extra)` and keep the
-    result; if it fails, the process keeps its old state and `SysError` is raised."""
+    result; if it fails, the process keeps its old state and `SysError` is raised.
+
+    Args:
+        server: A Pid, a registered name or `(name, node)`.
+        old_vsn: Passed to `code_change`.
+        extra: Passed to `code_change` (default None).
+        timeout: Seconds to wait (default 5.0).
+
+    Raises:
+        SysError: The process is not suspended (`"not_suspended"`), or `code_change` failed
+            (`("code_change_failed", exc)`).
+        otp.CallError: No such process, or no answer within `timeout`.
+    """
     await _request(server, ("change_code", old_vsn, extra), timeout)
 
 
 async def get_status(server: Any, timeout: float = DEFAULT_TIMEOUT) -> Status:
-    """The process's status, with its state as its `format_status` shows it."""
+    """The process's status, with its state as its `format_status` shows it.
+
+    Args:
+        server: A Pid, a registered name or `(name, node)`.
+        timeout: Seconds to wait (default 5.0).
+
+    Returns:
+        A `Status`.
+
+    Raises:
+        otp.CallError: No such process, or no answer within `timeout`.
+    """
     status: Status = await _request(server, "get_status", timeout)
     return status
 
 
 async def get_children(server: Any, timeout: float = DEFAULT_TIMEOUT) -> list[Child] | None:
     """A supervisor's children, each `(id, pid, type, restarts)`, with `pid` a Pid, None or
-    "restarting"; None for a process that supervises nothing (what `otp tree` walks)."""
+    "restarting"; None for a process that supervises nothing (what `otp tree` walks).
+
+    Args:
+        server: A Pid, a registered name or `(name, node)`.
+        timeout: Seconds to wait (default 5.0).
+
+    Returns:
+        The children, or None.
+
+    Raises:
+        otp.CallError: No such process, or no answer within `timeout`.
+    """
     children: list[Child] | None = await _request(server, "get_children", timeout)
     return children
 
@@ -223,9 +345,17 @@ async def get_children(server: Any, timeout: float = DEFAULT_TIMEOUT) -> list[Ch
 async def terminate(server: Any, reason: Any, timeout: float = math.inf) -> None:
     """Have the process run its `terminate` and exit with `reason`; wait until it has.
 
-    Raises `ExitError(NOPROC)` for no such process, `ExitError(TIMEOUT)` if it takes longer
-    than `timeout` (the process is then left to finish), and `ExitError(r)` if it ended with
-    another reason `r` (its terminate crashed).
+    Args:
+        server: A Pid, a registered name or `(name, node)`.
+        reason: The exit reason.
+        timeout: Seconds to wait (default `math.inf`).
+
+    Raises:
+        otp.ExitError: `.reason` is `NOPROC` for no such process, `TIMEOUT` if it takes
+            longer than `timeout` (the process is then left to finish), `("nodedown",
+            node)` for a lost node, or the other reason `r` it ended with (its terminate
+            crashed).
+        ValueError: A bad `timeout`.
     """
     wait = _call.check_timeout(timeout, "terminate")
     me = current()

@@ -81,7 +81,15 @@ class TestNode:
 
 @pytest.fixture
 def node(request: pytest.FixtureRequest) -> TestNode:
-    """Run the (async) test as a process on a fresh node. Param: the loop kind."""
+    """Run the (async) test as a process on a fresh node. Param: the loop kind.
+
+    Args:
+        request: pytest's request; `request.param` (indirect parametrization) is the loop
+            kind, `"uvloop"` (default) or `"asyncio"`.
+
+    Returns:
+        The node's settings (`loop`, `name`, `check_leaks`).
+    """
     return TestNode(loop=getattr(request, "param", "uvloop"))
 
 
@@ -278,6 +286,20 @@ async def start_supervised(child: Any, **overrides: Any) -> Pid:
         async def test_counter(node):
             pid = await start_supervised((Counter, 0))
             assert await GenServer.call(pid, 1) == 1
+
+    Args:
+        child: A GenServer or Supervisor subclass, `(cls, arg)` or a `ChildSpec`.
+        **overrides: Spec fields to replace (`id=`, `shutdown=`).
+
+    Returns:
+        The child's pid.
+
+    Raises:
+        otp.StartError: The child failed to start.
+        otp.AlreadyStartedError: A child with the same id runs under the test's supervisor.
+        AssertionError: The child's start returned no pid (`otp.IGNORE`).
+        TypeError: `child` is none of the accepted forms.
+        RuntimeError: Called outside a test that takes the `node` fixture.
     """
     run = _running("start_supervised")
     spec = _spec_of(child)
@@ -296,7 +318,15 @@ async def start_supervised(child: Any, **overrides: Any) -> Pid:
 
 async def stop_supervised(id: Any) -> None:
     """Stop the child `id` that `start_supervised` started (as its `shutdown` says) and
-    wait until it has ended. The id of `Counter` or `(Counter, arg)` is `Counter`."""
+    wait until it has ended. The id of `Counter` or `(Counter, arg)` is `Counter`.
+
+    Args:
+        id: The child's id.
+
+    Raises:
+        ValueError: No child with that id runs under the test's supervisor.
+        RuntimeError: Called outside a test that takes the `node` fixture.
+    """
     await _stop_child(_running("stop_supervised"), id, must_exist=True)
 
 
@@ -502,7 +532,17 @@ async def assert_receive(pattern: Any = object, timeout: float = 1.0) -> Any:
     """Receive the first message matching `pattern` within `timeout` s, or fail the test.
 
     `pattern` is a predicate, a type (isinstance), or a value compared with `==`
-    (`unittest.mock.ANY` works inside tuples). Returns the message.
+    (`unittest.mock.ANY` works inside tuples).
+
+    Args:
+        pattern: A predicate, a type, or a value (default `object`: any message).
+        timeout: Seconds to wait (default 1.0).
+
+    Returns:
+        The message, taken out of the mailbox.
+
+    Raises:
+        AssertionError: No matching message arrived in time (the message shows the mailbox).
     """
     try:
         return await receive(_predicate(pattern), timeout=timeout)
@@ -514,7 +554,15 @@ async def assert_receive(pattern: Any = object, timeout: float = 1.0) -> Any:
 
 
 async def refute_receive(pattern: Any = object, timeout: float = 0.1) -> None:
-    """Fail the test if a message matching `pattern` arrives within `timeout` s."""
+    """Fail the test if a message matching `pattern` arrives within `timeout` s.
+
+    Args:
+        pattern: A predicate, a type, or a value (default `object`: any message).
+        timeout: Seconds to wait (default 0.1).
+
+    Raises:
+        AssertionError: A matching message arrived (it is taken out of the mailbox).
+    """
     try:
         msg = await receive(_predicate(pattern), timeout=timeout)
     except TimeoutError:
@@ -535,7 +583,16 @@ class _ReportCollector(logging.Handler):
 
 @contextmanager
 def capture_reports(logger: str = "otp") -> Iterator[list[Any]]:
-    """Collect the report records logged under `logger` (all of the runtime's by default)."""
+    """Collect the report records logged under `logger` (all of the runtime's by default).
+
+    A context manager; the logger's level is DEBUG inside it (info reports included).
+
+    Args:
+        logger: A logger name (default `"otp"`).
+
+    Yields:
+        The list the reports are appended to, as they are logged.
+    """
     collector = _ReportCollector()
     log = logging.getLogger(logger)
     level = log.level

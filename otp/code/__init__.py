@@ -68,7 +68,11 @@ _logger = logging.getLogger("otp.code")
 
 def modules() -> list[ModuleInfo]:
     """Every loaded module that defines a behaviour class, or that a running process's
-    behaviour comes from, sorted by name."""
+    behaviour comes from, sorted by name.
+
+    Returns:
+        A `ModuleInfo` (name, vsn, path, content hash) per module.
+    """
     from ._modules import behaviour_modules, info
 
     names = behaviour_modules()
@@ -81,7 +85,17 @@ def modules() -> list[ModuleInfo]:
 
 
 def processes_running(module: str) -> list[Pid]:
-    """The processes running a behaviour class of `module` (the kernel's own left out)."""
+    """The processes running a behaviour class of `module` (the kernel's own left out).
+
+    Args:
+        module: A module name, as in `sys.modules`.
+
+    Returns:
+        Their pids.
+
+    Raises:
+        NoProcessError: No node is running.
+    """
     node = _node.get()
     return [
         proc.pid
@@ -112,8 +126,13 @@ async def upgrade(
             class's, then the older class takes over (as Erlang's downgrade).
         timeout: seconds each process may take to suspend, and to run its `code_change`.
 
+    Returns:
+        An `UpgradeReport` (`.module`, `.old_vsn`, `.new_vsn`, `.processes`).
+
     Raises:
         UpgradeError: nothing changed; `.reason` says why, `.pid` which process failed.
+        TypeError: `module` is not a str.
+        ValueError: `timeout` is not a finite number of seconds > 0.
     """
     if type(module) is not str:
         raise TypeError(f"upgrade() takes a module name (str), got {module!r}")
@@ -131,7 +150,11 @@ def _check_timeout(timeout: float) -> None:
 
 
 def changed() -> list[str]:
-    """The behaviour modules whose source file differs from the code that runs."""
+    """The behaviour modules whose source file differs from the code that runs.
+
+    Returns:
+        Their names, sorted (a module whose file cannot be read is left out).
+    """
     found = []
     for mod in modules():
         module = sys.modules.get(mod.name)
@@ -148,7 +171,14 @@ def changed() -> list[str]:
 
 async def upgrade_changed(extra: Any = None) -> list[UpgradeReport]:
     """Upgrade every changed behaviour module (in name order); one that fails is logged and
-    left running its old code, and the others are still upgraded."""
+    left running its old code, and the others are still upgraded.
+
+    Args:
+        extra: Passed to each `code_change` (default None).
+
+    Returns:
+        The reports of the upgrades that succeeded.
+    """
     reports = []
     for name in changed():
         try:

@@ -71,7 +71,14 @@ def read_source(path: Path) -> bytes:
 
 def module_hash(name: str) -> str | None:
     """The content hash of the code module `name` runs (None: no source to hash). Read once
-    per module object, when first asked (a behaviour asks as its class is defined)."""
+    per module object, when first asked (a behaviour asks as its class is defined).
+
+    Args:
+        name: A module name, as in `sys.modules`.
+
+    Returns:
+        The hash in hex, or None (not loaded, no `.py` source, or unreadable).
+    """
     module = sys.modules.get(name)
     if module is None:
         return None
@@ -101,7 +108,11 @@ def module_vsn(module: ModuleType) -> str:
 
 def note_behaviour(cls: type) -> None:
     """Record that `cls`'s module defines a behaviour class (GenServer and the others call
-    this as a subclass is defined), and hash the module while its source is what runs."""
+    this as a subclass is defined), and hash the module while its source is what runs.
+
+    Args:
+        cls: The behaviour class just defined.
+    """
     _behaviour_modules.add(cls.__module__)
     module_hash(cls.__module__)
 
@@ -157,7 +168,17 @@ def put(name: str, module: ModuleType) -> None:
 def target_class(cls: type) -> type:
     """The class a process running `cls` switches to at a code change: the class of the same
     name in the module now loaded under `cls.__module__`; `cls` itself when that module is
-    the one `cls` comes from. Raises LookupError when newer code no longer defines it."""
+    the one `cls` comes from.
+
+    Args:
+        cls: The class the process runs.
+
+    Returns:
+        The class to switch to.
+
+    Raises:
+        LookupError: Newer code no longer defines it.
+    """
     module = sys.modules.get(cls.__module__)
     found: Any = module
     for part in cls.__qualname__.split("."):
@@ -183,7 +204,14 @@ def defined_in(cls: type, module: ModuleType, unknown: bool = True) -> bool:
 def snapshot(state: Any) -> Any:
     """A copy of `state` to roll back to: a deep copy, whose parts that cannot be copied (a
     socket, say) are kept as they are: a code_change that changes those in place cannot be
-    undone. The event loop is never copied."""
+    undone. The event loop is never copied.
+
+    Args:
+        state: A process's state.
+
+    Returns:
+        The copy.
+    """
     memo: dict[int, Any] = {}
     try:
         loop = asyncio.get_running_loop()

@@ -59,7 +59,13 @@ _logger = logging.getLogger("otp.code")
 
 class UpgradeError(OTPError):
     """An upgrade that failed and was undone; `.module`, `.reason`, and `.pid` when one
-    process's `code_change` failed (or did not answer)."""
+    process's `code_change` failed (or did not answer).
+
+    Args:
+        module: The module's name.
+        reason: Why it failed.
+        pid: The process whose `code_change` failed (default None).
+    """
 
     def __init__(self, module: str, reason: Any, pid: Pid | None = None) -> None:
         self.module = module
@@ -151,7 +157,14 @@ def table(node: _node.Node) -> CodeTable:
 
 def latest(obj: Any) -> Any:
     """What a start function (or a class) stands for now: its replacement by an upgrade,
-    for a class, a function or a class's bound method; `obj` itself otherwise."""
+    for a class, a function or a class's bound method; `obj` itself otherwise.
+
+    Args:
+        obj: A class, a function or a bound method (a child spec's start).
+
+    Returns:
+        Its replacement, or `obj`.
+    """
     node = _node.current
     code = None if node is None else node.code
     if code is None or not code.replaced:

@@ -17,7 +17,19 @@ _logger = logging.getLogger("otp.code")
 def watch(paths: Iterable[str | Path], *, debounce: float = 0.2) -> Pid:
     """Start a process that, whenever a `.py` file under `paths` changes, upgrades every
     behaviour module whose source differs from what runs (as `upgrade_changed`). Exit the
-    process to stop watching. A change that fails to load is logged; the old code runs on."""
+    process to stop watching. A change that fails to load is logged; the old code runs on.
+
+    Args:
+        paths: Files or directories to watch.
+        debounce: Seconds to gather changes before upgrading (default 0.2).
+
+    Returns:
+        The watcher's pid.
+
+    Raises:
+        FileNotFoundError: A path does not exist.
+        NoProcessError: No node is running.
+    """
     roots = [Path(p) for p in paths]
     for root in roots:
         if not root.exists():

@@ -144,7 +144,17 @@ async def start_distribution(node: _node.Node, cookie: str) -> Distribution:
 
 
 def read_cookie(path: Path | None = None) -> str:
-    """The cookie in `~/.erlang.cookie` (made, owner-only, when missing), as Erlang does."""
+    """The cookie in `~/.erlang.cookie` (made, owner-only, when missing), as Erlang does.
+
+    Args:
+        path: The cookie file (default None: `~/.erlang.cookie`).
+
+    Returns:
+        The cookie, stripped.
+
+    Raises:
+        PermissionError: The file is readable or writable by others than its owner.
+    """
     path = Path.home() / ".erlang.cookie" if path is None else path
     if not path.exists():
         cookie = "".join(secrets.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(20))

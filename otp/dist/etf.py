@@ -130,6 +130,10 @@ class ImproperList:
 
     OTP 24+ `gen:call` tags are `[alias | Ref]`, i.e. `ImproperList([Atom("alias")], ref)`.
     It hashes when its items and tail do (don't change one that is used as a dict key).
+
+    Args:
+        items: The proper part.
+        tail: The tail that is not a list.
     """
 
     __slots__ = ("items", "tail")
@@ -150,7 +154,11 @@ class ImproperList:
 
 @final
 class ListKey:
-    """A list used as a map key (Python cannot hash a list): `ListKey((1, 2))` is `[1, 2]`."""
+    """A list used as a map key (Python cannot hash a list): `ListKey((1, 2))` is `[1, 2]`.
+
+    Args:
+        items: The list's items.
+    """
 
     __slots__ = ("items",)
 
@@ -172,6 +180,9 @@ class MapKey:
     """A map used as a map key: `MapKey([(k, v), ...])` is `#{k => v, ...}`.
 
     It keeps the pairs in their order (so it encodes back the same) and compares as a map.
+
+    Args:
+        pairs: The `(key, value)` pairs.
     """
 
     __slots__ = ("pairs",)
@@ -234,7 +245,11 @@ class Export:
 @final
 class Fun:
     """A local Erlang fun (NEW_FUN_EXT), kept as its bytes: it cannot run here, only be sent
-    back. `module` and `arity` say what it is."""
+    back. `module` and `arity` say what it is.
+
+    Args:
+        data: Its bytes, from the tag byte 112 to the end of its free variables.
+    """
 
     __slots__ = ("data",)
 
@@ -243,10 +258,12 @@ class Fun:
 
     @property
     def arity(self) -> int:
+        """The number of arguments the fun takes."""
         return self.data[5]
 
     @property
     def module(self) -> Any:
+        """The module the fun was defined in (an `Atom`)."""
         return _atom_value(self.data, 30)
 
     def __eq__(self, other: object) -> bool:
@@ -735,14 +752,17 @@ def decode_from(
 ) -> tuple[Any, int]:
     """Decode the term that starts at `offset` with its version byte 131.
 
-    Returns the term and the offset just after it (more bytes may follow).
-
-    Options:
+    Args:
+        data: The bytes.
+        offset: Where the term's version byte is (default 0).
         nil_atom: the atom that decodes as None (`"undefined"`; `"nil"` for Elixir).
         binaries: `"bytes"` (binaries are `bytes`) or `"str"` (binaries that are valid UTF-8
             are `str`, the others `bytes`).
-        max_size: how many bytes a compressed term may expand to.
-        max_depth: how deeply containers may nest.
+        max_size: how many bytes a compressed term may expand to (default `DEFAULT_MAX_SIZE`).
+        max_depth: how deeply containers may nest (default `DEFAULT_MAX_DEPTH`).
+
+    Returns:
+        `(term, end)`: the term and the offset just after it (more bytes may follow).
 
     Raises:
         ETFError: the bytes are not a valid term, or break a limit.
@@ -833,7 +853,17 @@ def decode(
 ) -> Any:
     """Decode one whole term (with its version byte 131): Erlang's `binary_to_term`.
 
-    The options are those of `decode_from`. Bytes after the term are an error.
+    Bytes after the term are an error.
+
+    Args:
+        data: The bytes of one term.
+        nil_atom: the atom that decodes as None (`"undefined"`; `"nil"` for Elixir).
+        binaries: `"bytes"` or `"str"`, as for `decode_from`.
+        max_size: how many bytes a compressed term may expand to (default `DEFAULT_MAX_SIZE`).
+        max_depth: how deeply containers may nest (default `DEFAULT_MAX_DEPTH`).
+
+    Returns:
+        The term.
 
     Raises:
         ETFError: the bytes are not one valid term, or break a limit.
@@ -1059,10 +1089,15 @@ _default_encoder: Final = _encoder("undefined")
 def encode(term: Any, *, nil_atom: str = "undefined", compressed: int = 0) -> bytes:
     """Encode `term` with the version byte 131: Erlang's `term_to_binary`.
 
-    Options:
+    Args:
+        term: The value to encode.
         nil_atom: the atom None encodes as (`"undefined"`; `"nil"` for Elixir).
         compressed: a zlib level (1 to 9) to compress with, as `term_to_binary(T,
-            [{compressed, Level}])`: the result is compressed only when that makes it smaller.
+            [{compressed, Level}])`: the result is compressed only when that makes it smaller
+            (default 0: not compressed).
+
+    Returns:
+        The encoded bytes.
 
     Raises:
         ETFError: `term` holds a value with no Erlang term (a set, a non-finite float,

@@ -91,14 +91,39 @@ __all__ = [
 async def serve(port: int | socket.socket = 0, host: str = "127.0.0.1") -> Endpoint:
     """Serve `/metrics`, `/healthz` and `/readyz` of the running node on `host:port` (0:
     any free port, then `endpoint.port`), and turn its metrics on; `await endpoint.close()`
-    stops it. Needs the `ops` extra (aiohttp, opentelemetry-exporter-prometheus)."""
+    stops it. Needs the `ops` extra (aiohttp, opentelemetry-exporter-prometheus).
+
+    Args:
+        port: A TCP port (default 0: any free one), or a listening socket.
+        host: The address to listen on (default `"127.0.0.1"`).
+
+    Returns:
+        The running `Endpoint` (`.port`, `await .close()`).
+
+    Raises:
+        ImportError: The `ops` extra is not installed.
+        OSError: The address cannot be bound.
+        NoProcessError: No node is running.
+    """
     from ._http import serve
 
     return await serve(port, host)
 
 
 def health(expected: list[str] | None = None) -> dict[str, Any]:
-    """What `/healthz` answers for the running node (see the guide)."""
+    """What `/healthz` answers for the running node (see the guide).
+
+    Args:
+        expected: Applications that must run for "ok" (default None: those started).
+
+    Returns:
+        `{"status": "ok" | "degraded" | "down", "processes", "applications", "alarms",
+        "release"}`.
+
+    Raises:
+        ImportError: The `ops` extra is not installed.
+        NoProcessError: No node is running.
+    """
     from ._http import health
 
     return health(None, expected)

@@ -102,7 +102,11 @@ class Alarm:
 
     def as_json(self) -> dict[str, Any]:
         """The alarm as JSON values: the offender as text (`<0.42.0>`, `(kv_sup, kv)`), the
-        details as an object of the values the JSON logs show (pids as text)."""
+        details as an object of the values the JSON logs show (pids as text).
+
+        Returns:
+            `{"kind", "offender", "details", "since"}`.
+        """
         return {
             "kind": self.kind,
             "offender": offender_text(self.offender),
@@ -122,7 +126,11 @@ class AlarmReport:
     details: Mapping[str, Any]
 
     def json_fields(self) -> dict[str, Any]:
-        """Its fields in the JSON logs: the offender as text, the details as an object."""
+        """Its fields in the JSON logs: the offender as text, the details as an object.
+
+        Returns:
+            `{"context", "kind", "offender", "details"}`.
+        """
         return {
             "context": self.context,
             "kind": self.kind,
@@ -172,7 +180,14 @@ class Options:
 
     @classmethod
     def from_env(cls) -> Options:
-        """The defaults, changed by the `OTP_ALARM_*` environment variables."""
+        """The defaults, changed by the `OTP_ALARM_*` environment variables.
+
+        Returns:
+            The `Options` (a variable set to 0 or `off` turns its alarm off).
+
+        Raises:
+            ValueError: A variable that is neither a positive number nor 0/off.
+        """
         d = cls()
         period = _env_number("OTP_ALARM_RESTART_PERIOD", d.restart_period, float)
         clear = _env_number("OTP_ALARM_LOOP_CLEAR_AFTER", d.loop_clear_after, float)
@@ -202,7 +217,17 @@ _tables: dict[_node.Node, _Table] = {}
 
 def active(node: _node.Node | None = None) -> list[Alarm]:
     """The alarms raised and not cleared on `node` (default: the running node), oldest
-    first; none when alarms do not run."""
+    first; none when alarms do not run.
+
+    Args:
+        node: The node (default None: the running one).
+
+    Returns:
+        The active `Alarm`s.
+
+    Raises:
+        NoProcessError: `node` is None and no node is running.
+    """
     table = _tables.get(node if node is not None else _node.get())
     return [] if table is None else list(table.alarms.values())
 
@@ -216,7 +241,20 @@ def start(
     """Start watching for alarms on `node` (default: the running node), from the node's
     loop; returns the alarm process. `options` default to `Options.from_env()`; `clock`
     (seconds) times the restart window and the loop's quiet time. Alarms already running
-    are left as they are."""
+    are left as they are.
+
+    Args:
+        node: The node (default None: the running one).
+        options: The thresholds (default None: `Options.from_env()`).
+        clock: The clock, in seconds (default `time.monotonic`; for tests).
+
+    Returns:
+        The alarm process's pid.
+
+    Raises:
+        NoProcessError: `node` is None and no node is running.
+        ValueError: A bad `OTP_ALARM_*` variable (when `options` is None).
+    """
     node = node if node is not None else _node.get()
     table = _tables.get(node)
     if table is not None and table.pid._proc is not None:  # running, or about to

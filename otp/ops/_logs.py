@@ -60,6 +60,14 @@ class JsonFormatter(logging.Formatter):
     """Formats a record as one line of JSON (see the module's doc for the fields)."""
 
     def format(self, record: logging.LogRecord) -> str:
+        """One JSON object: time, level, logger, message, and a report's own fields.
+
+        Args:
+            record: The log record (its `otp_report`, if any, adds the report's fields).
+
+        Returns:
+            The line, without a newline.
+        """
         line: dict[str, Any] = {
             "time": _iso_utc(record.created),
             "level": record.levelname,

@@ -340,7 +340,13 @@ def enable_metrics(
     times one `GenServer.call` in `call_sample` (1: every call; each timed call costs about
     as much as a third of a call). Calling it again with other arguments replaces them.
 
-    Raises `otp.NoProcessError` when no node runs, `ValueError` for a bad `call_sample`.
+    Args:
+        meter_provider: Where the instruments go (default None: the global provider).
+        call_sample: Time one call in this many (default `CALL_SAMPLE`; 1: every call).
+
+    Raises:
+        otp.NoProcessError: No node is running.
+        ValueError: `call_sample` is not an int >= 1.
     """
     node = _node.get()
     if isinstance(call_sample, bool) or not isinstance(call_sample, int) or call_sample < 1:
@@ -360,7 +366,11 @@ def enable_metrics(
 
 
 def disable_metrics() -> None:
-    """Turn the running node's metrics off (no cost left on any path); a no-op when off."""
+    """Turn the running node's metrics off (no cost left on any path); a no-op when off.
+
+    Raises:
+        otp.NoProcessError: No node is running.
+    """
     node = _node.get()
     state = metrics_of(node)
     if state is None:
@@ -379,7 +389,11 @@ def metrics_of(node: _node.Node) -> Metrics | None:
 
 
 def metrics_enabled() -> bool:
-    """True when the running node's metrics are on."""
+    """True when the running node's metrics are on.
+
+    Returns:
+        True when on (False when no node runs).
+    """
     node = _node.current
     return node is not None and metrics_of(node) is not None
 

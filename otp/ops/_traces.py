@@ -255,8 +255,15 @@ def enable_tracing(
     here. Calling it again replaces the provider (a built one is shut down, its spans
     flushed).
 
-    Raises `otp.NoProcessError` when no node runs, `ValueError` for a ratio outside 0..1,
-    a ratio with a provider, or an exporter that is not installed.
+    Args:
+        tracer_provider: Where the spans go (default None: a provider built from `OTEL_*`).
+        sample_ratio: The share of traces sampled, 0 to 1, for the built provider only
+            (default None: as `OTEL_TRACES_SAMPLER` says).
+
+    Raises:
+        otp.NoProcessError: No node is running.
+        ValueError: A ratio outside 0..1, a ratio with a provider, or an exporter that is
+            not installed.
     """
     node = _node.get()
     if sample_ratio is not None:
@@ -303,7 +310,11 @@ def build_provider(sample_ratio: float | None) -> TracerProvider:
 
 def disable_tracing() -> None:
     """Stop tracing the running node's calls (no cost left on any path); a no-op when off.
-    A provider `enable_tracing` built is shut down (its spans flushed)."""
+    A provider `enable_tracing` built is shut down (its spans flushed).
+
+    Raises:
+        otp.NoProcessError: No node is running.
+    """
     node = _node.get()
     if node.ops is None or node.ops.tracing is None:
         return
@@ -317,13 +328,21 @@ def disable_tracing() -> None:
 
 
 def tracing_enabled() -> bool:
-    """True when the running node's calls are traced."""
+    """True when the running node's calls are traced.
+
+    Returns:
+        True when on (False when no node runs).
+    """
     node = _node.current
     return node is not None and node.ops is not None and node.ops.tracing is not None
 
 
 def tracer_provider() -> trace.TracerProvider | None:
-    """The tracer provider the running node's calls are traced into; None when off."""
+    """The tracer provider the running node's calls are traced into; None when off.
+
+    Returns:
+        The provider, or None.
+    """
     node = _node.current
     tracing = None if node is None or node.ops is None else node.ops.tracing
     return None if tracing is None else tracing.provider

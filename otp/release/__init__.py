@@ -74,7 +74,19 @@ DEFAULT_MAX_CRASH_RATIO = 0.05
 
 async def check(vsn: str) -> dict[str, Any]:
     """What installing `vsn` would do (a dry run): modules to upgrade in order, modules
-    loaded alone, applications stopped, started and restarted, env changes."""
+    loaded alone, applications stopped, started and restarted, env changes.
+
+    Args:
+        vsn: A release built in the node's build directory.
+
+    Returns:
+        The plan as plain data (what `otp release check` prints).
+
+    Raises:
+        ReleaseError: `("no_release", node)` when the node does not run a release, or `vsn`
+            cannot be installed (`("already_current", vsn)`, `("bad_vsn", vsn)`, a
+            missing or broken manifest, ...).
+    """
     plan: dict[str, Any] = await request(("check", vsn))
     return plan
 
@@ -101,6 +113,8 @@ async def install(
 
     Raises:
         ReleaseError: nothing changed (or, after the code switch, the node rolled back).
+        ValueError: a negative `window` or `max_crash_ratio`, or a `timeout` that is not a
+            finite number > 0.
     """
     for name, value, low in (("window", window, 0.0), ("max_crash_ratio", max_crash_ratio, 0.0)):
         if isinstance(value, bool) or not isinstance(value, int | float) or not value >= low:
@@ -118,18 +132,40 @@ async def install(
 
 
 async def rollback() -> str:
-    """Go back from the release on trial to the permanent one; the version now running."""
+    """Go back from the release on trial to the permanent one; the version now running.
+
+    Returns:
+        The version now running.
+
+    Raises:
+        ReleaseError: `("no_release", node)` when the node does not run a release, or
+            `("nothing_to_roll_back", vsn)` when the running release is permanent.
+    """
     vsn: str = await request(("rollback",))
     return vsn
 
 
 async def make_permanent() -> str:
-    """End the watch window now: the running release becomes permanent; its version."""
+    """End the watch window now: the running release becomes permanent; its version.
+
+    Returns:
+        The version now permanent.
+
+    Raises:
+        ReleaseError: `("no_release", node)` when the node does not run a release.
+    """
     vsn: str = await request(("make_permanent",))
     return vsn
 
 
 async def which_releases() -> list[tuple[str, str, str]]:
-    """`(vsn, status, note)` of every release built, the note saying why one was rolled back."""
+    """`(vsn, status, note)` of every release built, the note saying why one was rolled back.
+
+    Returns:
+        The tuples; status is `unpacked`, `current`, `permanent` or `old`.
+
+    Raises:
+        ReleaseError: `("no_release", node)` when the node does not run a release.
+    """
     releases: list[tuple[str, str, str]] = await request(("which",))
     return releases

@@ -130,7 +130,19 @@ class ReleaseTable:
 def preflight(build_dir: Path, vsn: str | None = None) -> tuple[Path, Releases, Manifest]:
     """The build directory (absolute: so are the paths of loaded packages), the statuses
     and the checked manifest of the release a boot would run (`vsn`, or the permanent
-    one); a ReleaseError says what is missing or broken."""
+    one); a ReleaseError says what is missing or broken.
+
+    Args:
+        build_dir: The build directory (`_build`).
+        vsn: The release to boot (default None: the permanent one).
+
+    Returns:
+        `(build_dir, releases, manifest)`.
+
+    Raises:
+        ReleaseError: `("no_release", dir)`, `("no_permanent_release", dir)`, or a missing
+            or broken manifest.
+    """
     build_dir = build_dir.resolve()
     releases = read_releases(build_dir)
     if releases is None:
@@ -149,7 +161,20 @@ def preflight(build_dir: Path, vsn: str | None = None) -> tuple[Path, Releases, 
 async def boot(build_dir: Path, vsn: str | None = None) -> list[str]:
     """Run release `vsn` (default: the permanent one) from its snapshot in `build_dir`:
     its code first on the path, its applications started (permanent); the names started.
-    A release installed but never made permanent is marked unpacked again, as in OTP."""
+    A release installed but never made permanent is marked unpacked again, as in OTP.
+
+    Args:
+        build_dir: The build directory (`_build`).
+        vsn: The release to run (default None: the permanent one).
+
+    Returns:
+        The names of the applications started, in order.
+
+    Raises:
+        ReleaseError: `("already_running", vsn)` when the node runs a release, or what
+            `preflight` raises.
+        ApplicationError: An application failed to start.
+    """
     node = _node.get()
     if node.release is not None:
         raise ReleaseError(

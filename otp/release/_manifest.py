@@ -76,9 +76,18 @@ class Manifest(msgspec.Struct, frozen=True):
     format: int = FORMAT
 
     def module_hashes(self) -> dict[str, str]:
+        """The content hash of each module of the snapshot, by module name."""
         return {m.name: m.hash for m in self.modules}
 
     def app(self, name: str) -> AppEntry | None:
+        """The entry of application `name`, or None when the release has none.
+
+        Args:
+            name: An application name.
+
+        Returns:
+            Its `AppEntry`, or None.
+        """
         return next((a for a in self.applications if a.name == name), None)
 
 
@@ -201,7 +210,21 @@ def read_manifest(build_dir: Path, vsn: str, *, verify: bool = True) -> Manifest
 def build(spec: str, release: Release, root: Path, build_dir: Path) -> Manifest:
     """Snapshot the code of `release` (found at `spec`, "module:attr") into
     `<build_dir>/releases/<vsn>/`: the project's packages under `root` that are imported
-    once the spec is, and a manifest. The first release built is the permanent one."""
+    once the spec is, and a manifest. The first release built is the permanent one.
+
+    Args:
+        spec: The `"module:attr"` path of the release.
+        release: The `Release` found there.
+        root: The project's root directory.
+        build_dir: The build directory (`_build`).
+
+    Returns:
+        The manifest written.
+
+    Raises:
+        ReleaseError: `("already_built", vsn)`, `("other_release", name)` (the build
+            directory holds another release) or `("outside_project", spec)`.
+    """
     target = release_dir(build_dir, release.vsn)
     if target.exists():
         raise ReleaseError(

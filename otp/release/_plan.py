@@ -49,7 +49,11 @@ class Plan:
     env: dict[str, EnvChange] = field(default_factory=dict)
 
     def describe(self) -> dict[str, Any]:
-        """The plan as plain data (what `otp release check` prints)."""
+        """The plan as plain data (what `otp release check` prints).
+
+        Returns:
+            A dict of plain values (versions, module lists, applications, env changes).
+        """
         return {
             "from": self.from_vsn,
             "to": self.to_vsn,

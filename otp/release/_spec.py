@@ -25,7 +25,12 @@ __all__ = [
 
 class ReleaseError(OTPError):
     """A release that could not be built, booted, checked or installed; `.reason` says why.
-    An install that fails before it changed anything leaves the node as it was."""
+    An install that fails before it changed anything leaves the node as it was.
+
+    Args:
+        reason: Why, kept as `.reason`.
+        message: The text (default: `release: <reason>`).
+    """
 
     def __init__(self, reason: Any, message: str | None = None) -> None:
         self.reason = reason
@@ -35,7 +40,16 @@ class ReleaseError(OTPError):
 @dataclass(frozen=True)
 class Release:
     """A release: a name, a version, and the applications it runs (started in this order,
-    each after the ones it depends on). `otp release build` snapshots its code."""
+    each after the ones it depends on). `otp release build` snapshots its code.
+
+    Args:
+        name: The release's name.
+        vsn: Its version, usable as a directory name.
+        applications: The `Application`s it runs (default `()`).
+
+    Raises:
+        ReleaseError: `("bad_release", name)` or `("bad_vsn", vsn)`.
+    """
 
     name: str
     vsn: str
@@ -60,7 +74,11 @@ class Release:
             )
 
     def all_applications(self) -> dict[str, Application]:
-        """Its applications and those they name as objects, by name."""
+        """Its applications and those they name as objects, by name.
+
+        Returns:
+            A dict of name -> `Application`.
+        """
         found: dict[str, Application] = {}
 
         def collect(app: Application) -> None:
@@ -102,12 +120,37 @@ Instruction = Update | Load | RestartApplication
 
 
 def update(module: str, extra: Any = None) -> Update:
+    """An appup step: upgrade `module` and switch its processes.
+
+    Args:
+        module: A module name.
+        extra: Passed to each `code_change` (default None).
+
+    Returns:
+        The `Update` step.
+    """
     return Update(module, extra)
 
 
 def load(module: str) -> Load:
+    """An appup step: load `module`'s new code without touching its processes.
+
+    Args:
+        module: A module name.
+
+    Returns:
+        The `Load` step.
+    """
     return Load(module)
 
 
 def restart_application(application: str) -> RestartApplication:
+    """An appup step: stop `application`, then start it again on the new code.
+
+    Args:
+        application: An application name.
+
+    Returns:
+        The `RestartApplication` step.
+    """
     return RestartApplication(application)
