@@ -467,29 +467,15 @@ class Distribution:
             self._route(dest[1], (REG_SEND, sender, EMPTY, Atom(dest[0])), msg)
 
     async def call(self, me: Process, server: Any, payload: Any, timeout: float | None) -> Any:
-        """`GenServer.call` to a process of another node: monitor it, send the request
-        with a plain ref tag (as gen:call to a node without aliases), wait."""
-        peer, target = _remote(server)
-        if peer is None or peer == self.name:
-            raise CallError(NOPROC, server, payload)
-        conn = await self.connect(peer)
-        if conn is None:
-            raise CallError(("nodedown", peer), server, payload)
-        ref = _node.make_ref()
-        self.monitors[ref] = (me.pid, peer, server)
-        conn.send((MONITOR_P, me.pid, target, ref))
-        request = (GEN_CALL, (me.pid, ref), payload)
-        if type(target) is Pid:
-            conn.send((SEND_SENDER, me.pid, target), request)
-        else:
-            conn.send((REG_SEND, me.pid, EMPTY, target), request)
-
-        answer = _answers(ref)
+        """`GenServer.call` to a process of another node: `send_request`, then wait (a
+        node that cannot be reached ends it at once with `("nodedown", node)`)."""
+        req = self.send_request(me, server, "$gen_call", payload)
+        ref = req.ref
         try:
-            msg = await receive(answer, timeout)
+            msg = await receive(req.match, timeout)
         except BaseException as exc:
             self.demonitor(me, ref)
-            _flush(me, answer)
+            _flush(me, req.match)
             self._abandoned[ref] = None
             if len(self._abandoned) > ABANDONED:
                 del self._abandoned[next(iter(self._abandoned))]
