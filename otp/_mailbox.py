@@ -9,7 +9,7 @@ mailbox: a full one drops or exits by its policy (see `_overload`).
 
 from __future__ import annotations
 
-from asyncio import CancelledError
+from asyncio import AbstractEventLoop, CancelledError
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Final
@@ -156,7 +156,8 @@ async def receive(
         raise TimeoutError("receive timed out: no matching message")
     loop = node.loop  # type: ignore[union-attr]  # a process implies a node
     mark = len(mbox) if mbox else 0
-    expiry = None if timeout is None else loop.call_later(timeout, _expire, proc)
+    if timeout is not None:
+        arm(proc, loop, loop.time() + timeout)
     try:
         while True:
             fut = loop.create_future()
@@ -188,15 +189,38 @@ async def receive(
                 raise TimeoutError(f"receive timed out after {timeout} s: no matching message")
             mark = len(mbox) if mbox else 0
     finally:
-        if expiry is not None:
-            expiry.cancel()
+        proc.deadline = None
 
 
-def _expire(proc: Process) -> None:
+def arm(proc: Process, loop: AbstractEventLoop, deadline: float) -> None:
+    """Make the waiting receive of `proc` time out at `deadline` (loop time).
+
+    A timer costs microseconds to make and cancel (uvloop: ~3 us), more than a whole call;
+    so a process keeps the one it has: a receive only moves `deadline`, and a timer that
+    fires early (its receive ended, a later one waits longer) is set again for the deadline
+    then current. A new timer is made only when none would fire by `deadline`.
+    """
+    proc.deadline = deadline
+    wake = proc.wake
+    if wake is None or wake[1] > deadline:
+        if wake is not None:
+            wake[0].cancel()
+        proc.wake = (loop.call_at(deadline, _expire, proc, loop), deadline)
+
+
+def _expire(proc: Process, loop: AbstractEventLoop) -> None:
+    proc.wake = None
+    deadline = proc.deadline
+    if deadline is None:  # no receive with a timeout waits
+        return
     waiter = proc.waiter
-    if waiter is not None:
-        proc.waiter = None
-        waiter.set_result(_EXPIRED)
+    if waiter is None or loop.time() < deadline:
+        # A receive that waits longer than the one this timer was for, or one handed a
+        # message (or told to look again) that has not run yet: check again then.
+        proc.wake = (loop.call_at(deadline, _expire, proc, loop), deadline)
+        return
+    proc.waiter = None
+    waiter.set_result(_EXPIRED)
 
 
 def _requeue(proc: Process, msg: Any, mark: int) -> None:

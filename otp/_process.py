@@ -36,6 +36,7 @@ class Process(asyncio.Task[None]):
     __slots__ = (
         "app",
         "behaviour",
+        "deadline",
         "dropped",
         "dropped_reported",
         "entry",
@@ -60,6 +61,7 @@ class Process(asyncio.Task[None]):
         "timers",
         "trap",
         "waiter",
+        "wake",
         "watchers",
     )
 
@@ -68,6 +70,8 @@ class Process(asyncio.Task[None]):
     waiter: asyncio.Future[Any] | None
     matcher: Callable[[Any], object] | None
     mark: int
+    deadline: float | None  # loop time the waiting receive times out at (None: never)
+    wake: tuple[asyncio.Handle, float] | None  # the timer that checks `deadline`, its time
     links: set[Pid] | None
     monitors: dict[Ref, Pid] | None  # monitors this process holds: ref -> target
     watchers: dict[Ref, Pid] | None  # monitors on this process: ref -> watcher

@@ -89,6 +89,9 @@ def terminate(proc: Process, reason: Any, exc: BaseException | None) -> None:
     proc.waiter = None
     if node.dist is not None:  # its links and monitors across nodes
         node.dist.process_ended(proc, reason)
+    if proc.wake is not None:  # (see _mailbox.arm)
+        proc.wake[0].cancel()
+        proc.wake = None
     if proc.timers:  # timers to a pid die with it (Erlang): their messages go now
         for tref in proc.timers:
             tref.drop()

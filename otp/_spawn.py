@@ -163,6 +163,8 @@ def _spawn(
     proc.waiter = None
     proc.matcher = None
     proc.mark = 0
+    proc.deadline = None
+    proc.wake = None
     proc.links = None
     proc.monitors = None
     proc.watchers = None

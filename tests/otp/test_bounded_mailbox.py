@@ -397,6 +397,7 @@ async def test_a_drop_of_the_oldest_keeps_a_waiting_receive_in_step(node: object
     await assert_receive("ready")  # it waits, having looked at "a" and "b"
     proc = pid._proc
     assert proc is not None
-    _mailbox._expire(proc)  # its timer fires: what comes next is queued unlooked-at
+    proc.deadline = 0.0  # its timer fires at its deadline: what comes next is queued
+    _mailbox._expire(proc, proc.get_loop())  # unlooked-at
     otp.send(pid, "wanted")  # full: "a" goes
     assert await assert_receive(lambda m: type(m) is tuple and m[0] == "got") == ("got", "wanted")
