@@ -73,8 +73,9 @@ class Process(asyncio.Task[None]):
     deadline: float | None  # loop time the waiting receive times out at (None: never)
     wake: tuple[asyncio.Handle, float] | None  # the timer that checks `deadline`, its time
     links: set[Pid] | None
-    monitors: dict[Ref, Pid] | None  # monitors this process holds: ref -> target
-    watchers: dict[Ref, Pid] | None  # monitors on this process: ref -> watcher
+    monitors: dict[Ref | int, Pid] | None  # monitors this process holds: ref -> target
+    # (an int: the monitor of a call, see _call.call)
+    watchers: dict[Ref | int, Pid] | None  # monitors on this process: ref -> watcher
     trap: bool
     regname: str | None
     started: bool

@@ -120,7 +120,7 @@ def terminate(proc: Process, reason: Any, exc: BaseException | None) -> None:
             if wproc is not None:
                 if wproc.monitors:
                     wproc.monitors.pop(ref, None)
-                deliver(wproc, Down(ref, pid, reason))
+                deliver(wproc, Down(ref, pid, reason))  # type: ignore[arg-type]  # (an int: a call's)
     node.process_ended(proc)
 
 
@@ -133,8 +133,15 @@ def add_link(a: Process, b: Process) -> None:
     b.links.add(a.pid)
 
 
-def add_monitor(watcher: Process, target: Process) -> Ref:
-    ref = _node.make_ref()
+@overload
+def add_monitor(watcher: Process, target: Process) -> Ref: ...
+@overload
+def add_monitor(watcher: Process, target: Process, ref: int) -> int: ...
+def add_monitor(watcher: Process, target: Process, ref: Ref | int | None = None) -> Ref | int:
+    """`watcher` monitors `target` under `ref` (default: a new Ref; an int for a call's,
+    see _call.call)."""
+    if ref is None:
+        ref = _node.make_ref()
     if target.watchers is None:
         target.watchers = {}
     target.watchers[ref] = watcher.pid
@@ -246,7 +253,7 @@ def demonitor(ref: Ref, flush: bool = False) -> bool:
     return remove_monitor(_process.current(), ref, flush)
 
 
-def remove_monitor(me: Process, ref: Ref, flush: bool) -> bool:
+def remove_monitor(me: Process, ref: Ref | int, flush: bool) -> bool:
     """`demonitor` for the process `me` (the caller)."""
     target = me.monitors.pop(ref, None) if me.monitors else None
     if target is not None:

@@ -431,9 +431,9 @@ class Distribution:
                     _signals.exit_signal(proc, other, NOCONNECTION, linked=True)
             watchers = proc.watchers
             if watchers:
-                for ref in [r for r, w in watchers.items() if w.node == peer]:
-                    del watchers[ref]
-                    self.named_watch.pop(ref, None)
+                for watch in [r for r, w in watchers.items() if w.node == peer]:
+                    del watchers[watch]
+                    self.named_watch.pop(watch, None)  # type: ignore[arg-type]  # (a Ref)
         for pid in self.node_monitors.pop(peer, ()):
             proc = pid._proc
             if proc is not None:
@@ -566,7 +566,7 @@ class Distribution:
             for ref, watcher in watchers.items():
                 if watcher.node != self.name:
                     wire = _encodable_reason(reason) if wire is None else wire
-                    watched = self.named_watch.pop(ref, pid)
+                    watched = self.named_watch.pop(ref, pid)  # type: ignore[arg-type]  # (a Ref)
                     self._route(watcher.node, (PAYLOAD_MONITOR_P_EXIT, watched, watcher, ref), wire)
         if self.monitors:
             for ref in [r for r, (w, _, _) in self.monitors.items() if w == pid]:
