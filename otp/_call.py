@@ -18,8 +18,8 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from . import _node, _registry, _signals
-from ._mailbox import deliver, receive
-from ._process import Process, current
+from ._mailbox import EXPIRED, arm, deliver, receive, waiter
+from ._process import Process, current, running_task
 from ._values import NOCONNECTION, TIMEOUT, Down, Pid, Ref
 from .errors import CallError, CallTimeout
 
@@ -178,26 +178,29 @@ async def call(server: Any, payload: Any, timeout: float = 5.0, *, _kind: str = 
     wait = timeout if type(timeout) is float and 0 <= timeout < math.inf else None
     if wait is None:
         wait = check_timeout(timeout, "call")
-    me = current()
+    node = _node.current
+    me = None if node is None else running_task(node.loop)
+    if type(me) is not Process:
+        me = current()  # raises the error that says why
     proc = server._proc if type(server) is Pid else None  # the common case, without a call
     if proc is None or proc.finished:
         proc, lost = _registry.locate(server, me.pid.node)
         if proc is None:
-            dist = _node.current.dist  # type: ignore[union-attr]  # (a process runs)
+            dist = node.dist  # type: ignore[union-attr]  # (a process runs)
             if dist is not None and lost == NOCONNECTION:  # a process of another node
                 return await dist.call(me, server, payload, wait)
             raise CallError(failed_reason(lost, server), server, payload)
     if proc is me:
         raise CallError("calling_self", server, payload)
-    node = _node.current
-    ops = None if node is None else node.ops  # otp.ops's metrics and traces; None when off
+    ops = node.ops  # type: ignore[union-attr]  # otp.ops's metrics and traces; None when off
     # (None: a plain call; else one to time or trace, which says what message to send)
     seen = None if ops is None else ops.call_started(proc, _kind, wait)
     # The monitor for the call's duration is keyed by a plain int: it never leaves the
     # call, and an int is made and hashed in C (a Ref's are Python code, ~0.4 us a call).
     ref = _signals.add_monitor(me, proc, next(_call_ids))
     tag = (ALIAS, ref)
-    queued = len(me.mbox) if me.mbox else 0  # none of these can be the answer
+    mbox = me.mbox
+    queued = len(mbox) if mbox else 0  # none of these can be the answer
     if seen is None:
         deliver(proc, (_kind, (me.pid, tag), payload))
     else:
@@ -205,7 +208,22 @@ async def call(server: Any, payload: Any, timeout: float = 5.0, *, _kind: str = 
 
     match = answers(tag, ref)
     try:
-        msg = await receive(match, wait, _after=queued)
+        mbox = me.mbox
+        if mbox and len(mbox) > queued:  # (an answer came already: a full server's refusal)
+            msg = await receive(match, wait, _after=queued)
+        else:  # receive() without its coroutine: one frame fewer to resume through
+            loop = node.loop  # type: ignore[union-attr]
+            fut = waiter(me, loop, match, queued)
+            if wait is not None:
+                arm(me, loop, loop.time() + wait)
+            try:
+                msg = await fut
+            finally:
+                me.deadline = None
+                if me.waiter is fut:
+                    me.waiter = None
+            if msg is EXPIRED:  # what came meanwhile still beats the timeout
+                msg = await receive(match, 0, _after=queued)
     except BaseException as exc:  # a timeout, or the caller cancelled: leave nothing behind
         _signals.remove_monitor(me, ref, flush=True)
         if me.mbox:

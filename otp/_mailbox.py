@@ -9,7 +9,7 @@ mailbox: a full one drops or exits by its policy (see `_overload`).
 
 from __future__ import annotations
 
-from asyncio import AbstractEventLoop, CancelledError
+from asyncio import AbstractEventLoop, CancelledError, Future
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Final
@@ -19,7 +19,7 @@ from ._process import Process, running_task
 from ._values import Pid
 from .errors import NoProcessError
 
-__all__ = ["deliver", "receive", "send"]
+__all__ = ["EXPIRED", "arm", "deliver", "receive", "send", "waiter"]
 
 
 class _Signal:
@@ -34,7 +34,7 @@ class _Signal:
         return f"<{self.name}>"
 
 
-_EXPIRED: Final = _Signal("receive timeout")
+EXPIRED: Final = _Signal("receive timeout")
 _RESCAN: Final = _Signal("predicate raised in sender")
 
 
@@ -160,10 +160,7 @@ async def receive(
         arm(proc, loop, loop.time() + timeout)
     try:
         while True:
-            fut = loop.create_future()
-            proc.waiter = fut
-            proc.matcher = match
-            proc.mark = mark
+            fut = waiter(proc, loop, match, mark)
             try:
                 msg = await fut
             except CancelledError:
@@ -172,7 +169,7 @@ async def receive(
                 elif fut.done() and not fut.cancelled():  # handed a message, then cancelled
                     _requeue(proc, fut.result(), proc.mark if match is not None else 0)
                 raise
-            if msg is not _EXPIRED and msg is not _RESCAN:
+            if msg is not EXPIRED and msg is not _RESCAN:
                 return msg
             # A timer expired or the predicate raised in a sender: look here at what came
             # since the wait began. A message already queued beats the timeout, and a raising
@@ -185,11 +182,34 @@ async def receive(
                     if match is None or match(queued):
                         del mbox[i]
                         return queued
-            if msg is _EXPIRED:
+            if msg is EXPIRED:
                 raise TimeoutError(f"receive timed out after {timeout} s: no matching message")
             mark = len(mbox) if mbox else 0
     finally:
         proc.deadline = None
+
+
+def waiter(
+    proc: Process,
+    loop: AbstractEventLoop,
+    match: Callable[[Any], object] | None = None,
+    mark: int = 0,
+) -> Future[Any]:
+    """The future `deliver` hands `proc`'s next message to (the first one `match` takes,
+    `mark`: how many queued messages it rejected): `receive` without its coroutine, for the
+    loops that await it directly (a call, a behaviour's loop with nothing queued). The wait
+    ends with `EXPIRED` at an `arm`ed deadline; a process with an exit signal pending stops.
+
+    Raises:
+        CancelledError: An exit signal is pending.
+    """
+    if proc.exiting:
+        raise CancelledError
+    fut = loop.create_future()
+    proc.waiter = fut
+    proc.matcher = match
+    proc.mark = mark
+    return fut
 
 
 def arm(proc: Process, loop: AbstractEventLoop, deadline: float) -> None:
@@ -220,12 +240,12 @@ def _expire(proc: Process, loop: AbstractEventLoop) -> None:
         proc.wake = (loop.call_at(deadline, _expire, proc, loop), deadline)
         return
     proc.waiter = None
-    waiter.set_result(_EXPIRED)
+    waiter.set_result(EXPIRED)
 
 
 def _requeue(proc: Process, msg: Any, mark: int) -> None:
     """Put back a message handed to a receive that was cancelled before it could return it."""
-    if msg is _EXPIRED or msg is _RESCAN:
+    if msg is EXPIRED or msg is _RESCAN:
         return
     mbox = proc.mbox
     if mbox is None:
