@@ -45,7 +45,7 @@ import otp
 from otp import IGNORE, NORMAL, Exit, ExitError, Pid, Ref, StartError, is_abnormal
 from otp import gen as _call
 from otp import sys as otp_sys
-from otp.gen import Process, current, deliver, send
+from otp.gen import Process, current, deliver, send, waiter
 from otp.reports import emit
 
 from ._child_spec import ChildSpec
@@ -917,6 +917,7 @@ class _Server:
         `last_message` (for crash reports) is recorded only on the paths that can report.
         """
         proc = self.proc
+        loop = self.loop
         reply = _call.reply
         receive = otp.receive
         h_call, a_call, h_cast, a_cast = self.h_call, self.a_call, self.h_cast, self.a_cast
@@ -929,8 +930,10 @@ class _Server:
                 msg = await self.wait_message()
                 if msg is NOTHING_YET:
                     continue
-            else:
+            elif proc.mbox:
                 msg = await receive()
+            else:  # receive() without its coroutine: one frame fewer to resume through
+                msg = await waiter(proc, loop)
             # Handle `msg`, then whatever is already queued, for as long as every result is a
             # plain Reply/NoReply (nothing that suspends, sets a timeout or a continue).
             while True:

@@ -7,6 +7,9 @@ the public `otp` API. A behaviour of your own (a pool, a GenStage) is built the 
 - the calling process and its record: `current()` -> `Process` (`.pid`, `.behaviour`,
   `.regname`, `.mbox`);
 - messages: `send(dest, msg)`; `deliver(process, msg)` to a record (the fast path);
+  `await waiter(process, loop)` for the next message when none is queued (`otp.receive`
+  without its coroutine frame: a loop that waits with it is resumed through one frame
+  fewer);
 - the call protocol: `call`, `reply`, `send_request`, `wait_response`, `receive_response`,
   `check_response`, `wait_any`, `RequestId`, `RequestIdCollection`, `From`,
   `check_timeout`;
@@ -52,6 +55,7 @@ from ._call import wait_any as wait_any
 from ._call import wait_response as wait_response
 from ._mailbox import deliver as deliver
 from ._mailbox import send as send
+from ._mailbox import waiter as waiter
 from ._node import get as node
 from ._process import Process as Process
 from ._process import current as current
@@ -77,4 +81,5 @@ __all__ = [
     "server_span",
     "wait_any",
     "wait_response",
+    "waiter",
 ]
