@@ -949,13 +949,13 @@ class _Server:
                             await self.crash(exc)
                         if (
                             type(result) is not NoReply
-                            or result._timeout is not None
-                            or result._continue is not NO_CONTINUE
+                            or result.timeout is not None
+                            or result.continue_ is not NO_CONTINUE
                         ):
                             self.last_message = msg
                             await self.apply(result, None, "handle_cast")
                             break
-                        self.state = result._state
+                        self.state = result.state
                         self.deadline = None
                     elif size == 3 and msg[0] == CALL:
                         from_ = msg[1]
@@ -968,14 +968,14 @@ class _Server:
                             await self.crash(exc)
                         if (
                             type(result) is not Reply
-                            or result._timeout is not None
-                            or result._continue is not NO_CONTINUE
+                            or result.timeout is not None
+                            or result.continue_ is not NO_CONTINUE
                         ):
                             self.last_message = msg
                             await self.apply(result, from_, "handle_call")
                             break
-                        reply(from_, result._reply)
-                        self.state = result._state
+                        reply(from_, result.reply)
+                        self.state = result.state
                         self.deadline = None
                     elif size == 3 and msg[0] == otp_sys.SYSTEM:
                         await otp_sys.handle(self, msg[1], msg[2])
@@ -1064,11 +1064,11 @@ class _Server:
         rtype = type(result)
         if rtype is Reply and from_ is not None:
             _call.reply(from_, result.reply)
-        elif rtype is Stop and (from_ is not None or result._reply is NO_REPLY):
-            if result._state is not NO_STATE:
-                self.state = result._state
-            answer = (from_, result._reply) if result._reply is not NO_REPLY and from_ else None
-            await self.stop_with(result._reason, None, answer)
+        elif rtype is Stop and (from_ is not None or result.reply is NO_REPLY):
+            if result.state is not NO_STATE:
+                self.state = result.state
+            answer = (from_, result.reply) if result.reply is not NO_REPLY and from_ else None
+            await self.stop_with(result.reason, None, answer)
         elif rtype is not NoReply:  # a Stop with a reply outside a call is one too (OTP)
             expected = _HANDLE_RESULT if from_ is not None else _NOREPLY_RESULT
             await self.crash(BadReturn(f"{self.cls.__qualname__}.{callback}", result, expected))

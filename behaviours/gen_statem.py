@@ -76,78 +76,32 @@ TIMER: Final = "$statem_timeout"
 # -- results and actions --------------------------------------------------------------------
 
 
-class NextState(_Result):
+class NextState(_Result, frozen=True):
     """Go to `state` with `data`, then carry out `actions`."""
 
-    __slots__ = ("_actions", "_data", "_state")
-    __match_args__ = ("state", "data", "actions")
-
-    def __init__(self, state: Any, data: Any, actions: Any = ()) -> None:
-        self._state = state
-        self._data = data
-        self._actions = actions
-
-    @property
-    def state(self) -> Any:
-        return self._state
-
-    @property
-    def data(self) -> Any:
-        return self._data
-
-    @property
-    def actions(self) -> Any:
-        return self._actions
+    state: Any
+    data: Any
+    actions: Any = ()
 
 
-class KeepState(_Result):
+class KeepState(_Result, frozen=True):
     """Stay in the state (no enter call; postponed events stay postponed); without `data`,
     the data as it is."""
 
-    __slots__ = ("_actions", "_data")
-    __match_args__ = ("data", "actions")
-
-    def __init__(self, data: Any = KEEP, actions: Any = ()) -> None:
-        self._data = data
-        self._actions = actions
-
-    @property
-    def data(self) -> Any:
-        return self._data
-
-    @property
-    def actions(self) -> Any:
-        return self._actions
+    data: Any = KEEP
+    actions: Any = ()
 
 
-class RepeatState(KeepState):
+class RepeatState(KeepState, frozen=True):
     """Stay in the state, but as if entered again: its enter call runs (with state_enter)."""
 
-    __slots__ = ()
 
-
-class StopAndReply(_Result):
+class StopAndReply(_Result, frozen=True):
     """Send `replies` (ReplyTo actions), then stop with `reason`."""
 
-    __slots__ = ("_data", "_reason", "_replies")
-    __match_args__ = ("reason", "replies", "data")
-
-    def __init__(self, reason: Any, replies: Any, data: Any = KEEP) -> None:
-        self._reason = reason
-        self._replies = replies
-        self._data = data
-
-    @property
-    def reason(self) -> Any:
-        return self._reason
-
-    @property
-    def replies(self) -> Any:
-        return self._replies
-
-    @property
-    def data(self) -> Any:
-        return self._data
+    reason: Any
+    replies: Any
+    data: Any = KEEP
 
 
 @dataclass(frozen=True, slots=True)
@@ -524,10 +478,10 @@ class _Machine:
         else:
             result = self.callbacks.handle_event(event_type, content, self.state, self.data)
         kind = type(result)
-        same = kind is KeepState or (kind is NextState and result._state == self.state)
-        if same and not result._actions:  # the commonest results, handled here
-            if result._data is not KEEP:
-                self.data = result._data
+        same = kind is KeepState or (kind is NextState and result.state == self.state)
+        if same and not result.actions:  # the commonest results, handled here
+            if result.data is not KEEP:
+                self.data = result.data
             return None
         if kind is CoroutineType:  # an async def callback
             return self.finish(result, event_type, content)
@@ -585,21 +539,21 @@ class _Machine:
         """Carry out a callback's result; the old state when an enter call is due now."""
         kind = type(result)
         if kind is NextState:
-            new_state, data, actions = result._state, result._data, result._actions
+            new_state, data, actions = result.state, result.data, result.actions
         elif kind is KeepState or kind is RepeatState:
-            new_state, data, actions = self.state, result._data, result._actions
+            new_state, data, actions = self.state, result.data, result.actions
         elif kind is Stop:
-            if result._state is not NO_STATE:
-                self.data = result._state
-            raise _Halt(Stop(result._reason, self))
+            if result.state is not NO_STATE:
+                self.data = result.state
+            raise _Halt(Stop(result.reason, self))
         elif kind is StopAndReply:
-            for reply in _listed(result._replies):
+            for reply in _listed(result.replies):
                 if type(reply) is not ReplyTo:
                     self.bad(event_type, content, reply, "ReplyTo(...) in the replies")
                 GenServer.reply(reply.from_, reply.value)
-            if result._data is not KEEP:
-                self.data = result._data
-            raise _Halt(Stop(result._reason, self))
+            if result.data is not KEEP:
+                self.data = result.data
+            raise _Halt(Stop(result.reason, self))
         else:
             self.bad(event_type, content, result, _RESULTS)
         if data is not KEEP:
