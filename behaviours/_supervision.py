@@ -15,7 +15,7 @@ from typing import Any, Final, Literal
 import otp
 from otp import KILL, KILLED, NORMAL, SHUTDOWN, Down, Exit, Pid, Ref, is_abnormal
 from otp.gen import current
-from otp.reports import emit
+from otp.reports import emit, wanted
 
 from ._child_spec import ChildSpec
 from .gen_server import GenServer, UnexpectedMessage
@@ -97,6 +97,9 @@ class SupervisorReport:
 
 
 def report(supervisor: Any, context: ReportContext, reason: Any, offender: Any) -> None:
+    """Log a `SupervisorReport` at ERROR (built only if someone will get it)."""
+    if not wanted(_logger, logging.ERROR):
+        return
     emit(
         _logger,
         logging.ERROR,

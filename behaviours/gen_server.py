@@ -46,7 +46,7 @@ from otp import IGNORE, NORMAL, Exit, ExitError, Pid, Ref, StartError, is_abnorm
 from otp import gen as _call
 from otp import sys as otp_sys
 from otp.gen import Process, current, deliver, send, waiter
-from otp.reports import emit
+from otp.reports import emit, wanted
 
 from ._child_spec import ChildSpec
 from ._results import (
@@ -1095,7 +1095,8 @@ class _Server:
         if answer is not None:
             _call.reply(*answer)
         if is_abnormal(reason):
-            await self.report(reason, error)
+            if wanted(_logger, logging.ERROR):  # (else no report, nor format_status, as in OTP)
+                await self.report(reason, error)
             otp.reports.reported(self.proc)  # (one crash, one report)
         if error is not None:
             raise error
@@ -1119,8 +1120,7 @@ class _Server:
         return shown
 
     async def report(self, reason: Any, exc: BaseException | None) -> None:
-        if not _logger.isEnabledFor(logging.ERROR) and not _call.node().report_watchers:
-            return  # (a release's watch window counts crashes whatever the log levels)
+        """Log the `ServerReport` of an abnormal end, through `format_status`."""
         last = self.last_message
         client = last[1][0] if type(last) is tuple and len(last) == 3 and last[0] == CALL else None
         shown = await self.formatted(message=last, reason=reason)

@@ -33,6 +33,7 @@ __all__ = [
     "hide_frames",
     "reported",
     "user_traceback",
+    "wanted",
 ]
 
 process_logger = logging.getLogger("otp.process")
@@ -101,11 +102,7 @@ def emit(
     if exc is not None:
         full = _DEBUG or logger.isEnabledFor(logging.DEBUG)
         exc_info = (type(exc), exc, exc.__traceback__ if full else user_traceback(exc))
-    if (
-        logging.getLogRecordFactory() is not logging.LogRecord
-        or type(logger).makeRecord is not _MAKE_RECORD
-        or "makeRecord" in logger.__dict__
-    ):  # someone shapes the records: let them
+    if _shaped(logger):  # someone shapes the records: let them
         record = logger.makeRecord(
             logger.name, level, "", 0, msg, args, exc_info, extra={"otp_report": report}
         )
@@ -118,7 +115,52 @@ def emit(
         traceback.print_exc()
 
 
+def wanted(logger: logging.Logger, level: int) -> bool:
+    """Whether a report on `logger` at `level` would reach anyone: the node's report
+    watchers, or a handler that does something with a record. A report that only
+    `logging.NullHandler`s would get (a library's "no output" setup) is not worth its
+    record: callers ask this before they build one. With no handler at all, `logging`
+    prints the record itself (`logging.lastResort`): that is wanted. So is anything a
+    filter on `logger`, or a record factory of one's own, sees.
+
+    Args:
+        logger: The area's logger.
+        level: The logging level of the report.
+
+    Returns:
+        True when the report is to be built and emitted.
+    """
+    node = _node.current
+    if node is not None and node.report_watchers:
+        return True
+    if not logger.isEnabledFor(level):
+        return False
+    if logger.filters or _shaped(logger):
+        return True
+    found = False
+    log: logging.Logger | None = logger
+    while log is not None:  # the handlers `Logger.callHandlers` would call
+        for handler in log.handlers:
+            if type(handler).handle is not _NULL_HANDLE and level >= handler.level:
+                return True
+            found = True
+        if not log.propagate:
+            break
+        log = log.parent
+    return not found
+
+
+def _shaped(logger: logging.Logger) -> bool:
+    """Someone shapes the records of `logger` (a record factory, a `makeRecord` of one's own)."""
+    return (
+        logging.getLogRecordFactory() is not logging.LogRecord
+        or type(logger).makeRecord is not _MAKE_RECORD
+        or "makeRecord" in logger.__dict__
+    )
+
+
 _MAKE_RECORD: Final = logging.Logger.makeRecord
+_NULL_HANDLE: Final = logging.NullHandler.handle
 _static: dict[str, Any] = {}  # the fields of a record that no logging call changes
 _pid: list[int] = []  # os.getpid(), forgotten in a forked child
 
@@ -281,8 +323,8 @@ def crash(proc: Process, reason: Any, exc: BaseException) -> None:
     if proc in _reported:
         _reported.discard(proc)
         level = logging.DEBUG
-    if not process_logger.isEnabledFor(level):
-        return
+    if not process_logger.isEnabledFor(level) or not wanted(process_logger, level):
+        return  # (its watchers see it at the levels it is logged at only)
     report = CrashReport(
         pid=proc.pid,
         registered_name=proc.regname,
