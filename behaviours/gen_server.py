@@ -682,14 +682,14 @@ async def _start(
     tag = otp.make_ref()
     parent = me.pid if link else None
     max_mailbox, overload = bound
-    pid = otp.spawn_opt(
+    pid, ref = otp.spawn_opt(
         _server_main,
         *(cls, arg, name, me.pid, parent, tag),
         link=link,
+        monitor=True,
         max_mailbox=max_mailbox,
         overload=overload,
     )
-    ref = otp.monitor(pid)
 
     def answer(m: Any) -> bool:
         t = type(m)

@@ -181,7 +181,8 @@ def link(pid: Pid) -> None:
         reason = NOPROC if pid.node == me.pid.node else NOCONNECTION
         exit_signal(me, pid, reason, linked=True)
         return
-    add_link(me, other)
+    if me.links is None or pid not in me.links:  # (a supervisor links each child again)
+        add_link(me, other)
 
 
 def unlink(pid: Pid) -> None:
