@@ -1112,3 +1112,41 @@ async def otp_upgrade(
         load_seconds=load_seconds if clients else 0.0,
         marks={kind: {pid: t - start for pid, t in times.items()} for kind, times in marks.items()},
     )
+
+
+# -- start idle GenServers; the cost per process as the node grows (bench/scaling.py) -------
+
+
+async def otp_gen_start_idle(n: int, trace: bool = False) -> tuple[float, float, float]:
+    """Start `n` GenServers one after the other, as a supervisor does (each start waits for
+    its `init`), and leave them waiting: seconds, then tracemalloc and RSS bytes per server.
+
+    The servers stay up: the node's shutdown stops them."""
+    start = CounterServer.start
+
+    async def start_all() -> list[Any]:
+        return [await start(0) for _ in range(n)]
+
+    return await _idle_figures(n, trace, start_all)
+
+
+async def _idle_figures(
+    n: int, trace: bool, create: Callable[[], Coroutine[Any, Any, Any]]
+) -> tuple[float, float, float]:
+    """Seconds `create` takes to make `n` waiting processes, then tracemalloc bytes (with
+    `trace`, else 0) and RSS bytes per process; what `create` returns is kept alive until
+    the figures are taken."""
+    gc.collect()
+    rss0 = _rss()
+    if trace:
+        tracemalloc.start()
+    mem0 = tracemalloc.get_traced_memory()[0]
+    start = time.perf_counter()
+    created = await create()
+    elapsed = time.perf_counter() - start
+    traced = (tracemalloc.get_traced_memory()[0] - mem0) / n
+    rss = (_rss() - rss0) / n
+    if trace:
+        tracemalloc.stop()
+    del created
+    return elapsed, traced, rss
