@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from asyncio import AbstractEventLoop, CancelledError, Future
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from . import _node, _overload, _registry
@@ -74,10 +74,13 @@ def deliver(proc: Process, msg: Any) -> None:
     """
     proc.msg_count += 1
     waiter = proc.waiter
+    if waiter is not None and waiter.cancelled():  # its awaiter gave up on it (3.11's wait_for)
+        proc.waiter = waiter = None
     if waiter is not None:
         match = proc.matcher
         if match is None:
             proc.waiter = None
+            proc.handed = waiter
             waiter.set_result(msg)
             return
         try:
@@ -90,6 +93,7 @@ def deliver(proc: Process, msg: Any) -> None:
         else:
             if taken:
                 proc.waiter = None
+                proc.handed = waiter
                 proc.mark = len(proc.mbox or ())  # where it would have been queued
                 waiter.set_result(msg)
                 return
@@ -102,12 +106,12 @@ def deliver(proc: Process, msg: Any) -> None:
         _overload.overflow(proc, msg)
 
 
-async def receive(
+def receive(
     match: Callable[[Any], object] | None = None,
     timeout: float | None = None,
     *,
     _after: int = 0,
-) -> Any:
+) -> Awaitable[Any]:
     """The next message, or the first one `match(msg)` accepts (the others stay, in order).
     `match` may run in the sender's process when the message arrives: keep it a pure
     function of the message.
@@ -120,13 +124,39 @@ async def receive(
         match: A predicate on a message (default None: take the first message).
         timeout: Seconds to wait (default None: forever; 0 only looks at the queue).
 
+    Not an `async def`: without `match` and `timeout` it returns the future the next message
+    is handed to (or a message already queued), so a process blocked in it is one coroutine
+    frame shallower; await what it returns, once.
+
     Returns:
-        The message taken out of the mailbox.
+        An awaitable of the message taken out of the mailbox.
 
     Raises:
         TimeoutError: Nothing acceptable arrived within `timeout`.
         NoProcessError: Not called from a process.
+        RuntimeError: The process waits in another receive already.
     """
+    if match is None and timeout is None:
+        node = _node.current
+        proc = None if node is None else running_task(node.loop)
+        if type(proc) is Process and not proc.exiting:
+            mbox = proc.mbox
+            if mbox:
+                return _taken(mbox.popleft())
+            # The future `deliver` hands the next message to, awaited without a coroutine of
+            # receive's own: a process blocked here is one frame shallower.
+            return waiter(proc, proc.get_loop())
+    return _receive(match, timeout, _after)
+
+
+async def _taken(msg: Any) -> Any:
+    return msg
+
+
+async def _receive(
+    match: Callable[[Any], object] | None, timeout: float | None, _after: int
+) -> Any:
+    """`receive` when it may find its message queued, select or time out."""
     node = _node.current
     proc: Process = None if node is None else running_task(node.loop)  # type: ignore[assignment]
     try:
@@ -163,11 +193,9 @@ async def receive(
             fut = waiter(proc, loop, match, mark)
             try:
                 msg = await fut
-            except CancelledError:
+            except CancelledError:  # (a message handed to `fut` is put back: Process.cancel)
                 if proc.waiter is fut:
                     proc.waiter = None
-                elif fut.done() and not fut.cancelled():  # handed a message, then cancelled
-                    _requeue(proc, fut.result(), proc.mark if match is not None else 0)
                 raise
             if msg is not EXPIRED and msg is not _RESCAN:
                 return msg
@@ -205,8 +233,14 @@ def waiter(
     """
     if proc.exiting:
         raise CancelledError
+    if proc.waiter is not None and not proc.waiter.done():
+        raise RuntimeError(
+            f"process {proc.pid} is already waiting for a message: a process receives one "
+            "at a time (do not gather or wrap concurrent receives in tasks)"
+        )
     fut = loop.create_future()
     proc.waiter = fut
+    proc.handed = None
     proc.matcher = match
     proc.mark = mark
     return fut
@@ -241,14 +275,3 @@ def _expire(proc: Process, loop: AbstractEventLoop) -> None:
         return
     proc.waiter = None
     waiter.set_result(EXPIRED)
-
-
-def _requeue(proc: Process, msg: Any, mark: int) -> None:
-    """Put back a message handed to a receive that was cancelled before it could return it."""
-    if msg is EXPIRED or msg is _RESCAN:
-        return
-    mbox = proc.mbox
-    if mbox is None:
-        proc.mbox = deque((msg,))
-    else:
-        mbox.insert(mark, msg)

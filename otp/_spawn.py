@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import inspect
 from asyncio import CancelledError
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from typing import Any, Final, Literal, overload
 
 from . import _node, _signals
+from ._mailbox import receive
 from ._overload import UNBOUNDED, Overload, bound, check_bound
 from ._process import Process, current, running_task
 from ._values import KILLED, NORMAL, Pid, Ref
@@ -18,7 +19,7 @@ __all__ = ["AsyncFn", "check_async", "spawn", "spawn_link", "spawn_monitor", "sp
 _CO_COROUTINE: Final = inspect.CO_COROUTINE
 _INTERRUPTS: Final = (KeyboardInterrupt, SystemExit)  # end the process, then the node
 
-AsyncFn = Callable[..., Coroutine[Any, Any, Any]]
+AsyncFn = Callable[..., Awaitable[Any]]
 
 
 def spawn(fn: AsyncFn, /, *args: Any, **kwargs: Any) -> Pid:
@@ -161,6 +162,7 @@ def _spawn(
     proc.pid = pid
     proc.mbox = None
     proc.waiter = None
+    proc.handed = None
     proc.matcher = None
     proc.mark = 0
     proc.deadline = None
@@ -198,7 +200,7 @@ def _spawn(
 
 def check_async(fn: object, what: str) -> None:
     """Accept what calling gives a coroutine; reject the rest with the fix spelled out."""
-    if inspect.iscoroutinefunction(fn):
+    if inspect.iscoroutinefunction(fn) or fn is receive:  # (receive returns an awaitable)
         return
     if callable(fn) and inspect.iscoroutinefunction(type(fn).__call__):
         return

@@ -140,3 +140,75 @@ async def test_message_count_counts_deliveries(node: object) -> None:
     assert info is not None and info.message_count == 3 and info.message_queue_len == 3
     for _ in range(3):
         await otp.receive()
+
+
+async def test_a_message_handed_to_a_waiting_receive_then_cancelled_goes_back_first(
+    node: object,
+) -> None:
+    """The task of a process blocked in receive() is cancelled (asyncio.timeout's way) in the
+    same loop step a message is handed to it: the message is not lost, and stays first."""
+
+    async def receiver(parent: otp.Pid) -> None:
+        otp.send(parent, "waiting")
+        try:
+            await otp.receive()
+        except asyncio.CancelledError:
+            otp.send(parent, ("kept", [await otp.receive(timeout=0) for _ in range(2)]))
+
+    pid = otp.spawn(receiver, otp.self())
+    await assert_receive("waiting")
+    await asyncio.sleep(0)  # it waits in receive()
+    proc = pid._proc
+    assert proc is not None and proc.waiter is not None
+    otp.send(pid, "handed")  # handed to its wait: the task is scheduled, not yet run
+    otp.send(pid, "queued")
+    proc.cancel()
+    assert await assert_receive(lambda m: m[0] == "kept") == ("kept", ["handed", "queued"])
+
+
+async def test_a_selective_receive_handed_a_message_then_cancelled_keeps_its_order(
+    node: object,
+) -> None:
+    async def receiver(parent: otp.Pid) -> None:
+        otp.send(parent, "waiting")
+        try:
+            await otp.receive(lambda m: m == "B")
+        except asyncio.CancelledError:
+            otp.send(parent, ("kept", [await otp.receive(timeout=0) for _ in range(3)]))
+
+    pid = otp.spawn(receiver, otp.self())
+    await assert_receive("waiting")
+    otp.send(pid, "A")
+    await asyncio.sleep(0)  # it has looked at "A" and waits for "B"
+    proc = pid._proc
+    assert proc is not None and proc.waiter is not None
+    otp.send(pid, "B")  # handed: it would have been queued after "A"
+    otp.send(pid, "C")
+    proc.cancel()
+    assert await assert_receive(lambda m: m[0] == "kept") == ("kept", ["A", "B", "C"])
+
+
+async def test_a_process_can_be_just_receive(node: object) -> None:
+    """otp.receive is not an async def (a process blocked in it is one frame shallower), and
+    spawn still takes it: a process that takes one message and ends."""
+    pid, ref = otp.spawn_monitor(otp.receive)
+    otp.send(pid, "one")
+    down = await assert_receive(lambda m: type(m) is otp.Down and m.ref is ref)
+    assert down.reason == otp.NORMAL
+
+
+async def test_a_receive_its_awaiter_cancelled_loses_no_message(node: object) -> None:
+    """asyncio.wait_for cancels what it waits on when it times out (on 3.11, the waiter
+    future itself): the next message is queued, not handed to the cancelled wait."""
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(otp.receive(), 0.01)
+    otp.send(otp.self(), "after")
+    assert await otp.receive(timeout=0) == "after"
+
+
+async def test_two_receives_at_once_in_one_process_are_refused(node: object) -> None:
+    first = otp.receive()
+    with pytest.raises(RuntimeError, match="already waiting for a message"):
+        otp.receive()
+    otp.send(otp.self(), "one")
+    assert await first == "one"

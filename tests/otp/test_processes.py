@@ -49,13 +49,17 @@ def test_self_outside_a_process_raises_no_process_error() -> None:
         otp.self()
 
 
+async def take_one() -> object:
+    return await otp.receive()
+
+
 def test_receive_outside_a_process_raises_no_process_error() -> None:
     with pytest.raises(otp.NoProcessError, match="outside a process"):
-        asyncio.run(otp.receive())
+        asyncio.run(take_one())
 
 
 async def test_receive_in_a_task_that_is_not_a_process_raises(node: object) -> None:
-    task = asyncio.get_running_loop().create_task(otp.receive())
+    task = asyncio.get_running_loop().create_task(take_one())
     with pytest.raises(otp.NoProcessError):
         await task
 
