@@ -9,7 +9,7 @@ mailbox: a full one drops or exits by its policy (see `_overload`).
 
 from __future__ import annotations
 
-from asyncio import AbstractEventLoop, CancelledError, Future
+from asyncio import AbstractEventLoop, CancelledError, Future, InvalidStateError
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
@@ -74,29 +74,31 @@ def deliver(proc: Process, msg: Any) -> None:
     """
     proc.msg_count += 1
     waiter = proc.waiter
-    if waiter is not None and waiter.cancelled():  # its awaiter gave up on it (3.11's wait_for)
-        proc.waiter = waiter = None
     if waiter is not None:
         match = proc.matcher
         if match is None:
             proc.waiter = None
-            proc.handed = waiter
-            waiter.set_result(msg)
-            return
-        try:
-            taken = match(msg)
-        except Exception:
-            # Let the receiver run its predicate on this message again, and raise there.
-            proc.waiter = None
-            waiter.set_result(_RESCAN)
-            taken = False
-        else:
-            if taken:
-                proc.waiter = None
-                proc.handed = waiter
-                proc.mark = len(proc.mbox or ())  # where it would have been queued
+            try:
                 waiter.set_result(msg)
+            except InvalidStateError:  # its awaiter cancelled it (3.11's asyncio.wait_for)
+                pass
+            else:
+                proc.handed = waiter
                 return
+        else:
+            try:
+                taken = match(msg)
+            except Exception:
+                # Let the receiver run its predicate on this message again, and raise there.
+                proc.waiter = None
+                waiter.set_result(_RESCAN)
+            else:
+                if taken:
+                    proc.waiter = None
+                    proc.handed = waiter
+                    proc.mark = len(proc.mbox or ())  # where it would have been queued
+                    waiter.set_result(msg)
+                    return
     mbox = proc.mbox
     if mbox is None:
         proc.mbox = deque((msg,))
