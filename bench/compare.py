@@ -1,6 +1,6 @@
 """Kernel vs. bare asyncio baseline, same process, same uvloop: prints the ratios.
 
-    python bench/compare.py [--quick]
+    python bench/compare.py [--quick] [--cpu]
 
 Each workload runs several times, alternating baseline and kernel; the best time of each
 side is kept. Ratios are "kernel as a fraction of the baseline's speed" (higher is better)
@@ -47,11 +47,24 @@ def row(name: str, bare: str, kernel: str, ratio: str, target: str, ok: bool | N
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller workloads, fewer repeats")
+    parser.add_argument(
+        "--cpu",
+        action="store_true",
+        help="time with the process's CPU time, not the wall clock: steadier on a machine "
+        "whose cores other work shares (each run is one thread either way)",
+    )
     args = parser.parse_args()
+    wall = w.time.perf_counter
+    if args.cpu:
+        w.time.perf_counter = w.time.process_time
     scale = 10 if args.quick else 1
     repeats = 2 if args.quick else 5
 
-    print(f"Python {platform.python_version()} on {platform.machine()}, uvloop, best of {repeats}")
+    clock = "CPU time" if args.cpu else "wall clock"
+    print(
+        f"Python {platform.python_version()} on {platform.machine()}, uvloop, best of "
+        f"{repeats}, {clock}"
+    )
     row("workload", "baseline", "kernel", "ratio", "target", None)
     missed = 0
 
@@ -78,13 +91,12 @@ def main() -> int:
         0.5,
     )
 
-    def idle(name: str, n: int, kernel: Any, most_bytes: int) -> None:
-        """`n` waiting processes made by `kernel` against as many bare tasks: the time (at
-        most 1.5x the baseline's), then the bytes per process (at most `most_bytes`)."""
+    def idle(name: str, n: int, floor: Any, kernel: Any, most_bytes: int) -> None:
+        """`n` waiting processes made by `kernel` against as many made by `floor` on bare
+        tasks: the time (at most 1.5x the floor's), then the bytes per process (at most
+        `most_bytes`)."""
         nonlocal missed
-        b, k = best_of(
-            repeats, lambda: w.run_bare(w.bare_spawn_idle, n), lambda: w.run_otp(kernel, n)
-        )
+        b, k = best_of(repeats, lambda: w.run_bare(floor, n), lambda: w.run_otp(kernel, n))
         ratio = k[0] / b[0]
         ok = ratio <= 1.5
         missed += not ok
@@ -96,7 +108,7 @@ def main() -> int:
             "<= 1.5x",
             ok,
         )
-        bt = w.run_bare(w.bare_spawn_idle, n, True)
+        bt = w.run_bare(floor, n, True)
         kt = w.run_otp(kernel, n, True)
         ok = kt[1] <= most_bytes
         missed += not ok
@@ -117,8 +129,10 @@ def main() -> int:
             None,
         )
 
-    idle("spawn", 100_000 // scale, w.otp_spawn_idle, 2500)
-    idle("GenServer start", 100_000 // scale, w.otp_gen_start_idle, 2300)
+    idle("spawn", 100_000 // scale, w.bare_spawn_idle, w.otp_spawn_idle, 2500)
+    # A start waits for its server's init: the floor is a bare task that acknowledges its
+    # start before it waits, each start awaited in turn.
+    idle("GenServer start", 100_000 // scale, w.bare_gen_start_idle, w.otp_gen_start_idle, 2300)
 
     n = 100_000 // scale
     b, k = best_of(
@@ -150,7 +164,21 @@ def main() -> int:
 
     print()
     print("GenServer")
-    throughput("call round trip", 100_000 // scale, w.bare_gen_call, w.otp_gen_call, 0.5)
+    throughput("call round trip", 100_000 // scale, w.bare_gen_call, w.otp_gen_call, 0.7)
+    # The same against bare tasks that follow OTP's call protocol (a monitor for the call, a
+    # tagged request, the reply a message taken by its tag while the alias stands).
+    n = 100_000 // scale
+    b, k = best_of(
+        repeats, lambda: w.run_bare(w.bare_protocol_call, n), lambda: w.run_otp(w.otp_gen_call, n)
+    )
+    row(
+        "  vs bare tasks, OTP's protocol",
+        f"{n / b:,.0f}/s",
+        f"{n / k:,.0f}/s",
+        f"{b / k:.2f}x",
+        "",
+        None,
+    )
     n = 100_000 // scale
 
     def versus(name: str, count: int, before: Any, after: Any, target: float | None) -> None:
@@ -198,7 +226,7 @@ def main() -> int:
         (w.otp_gen_call_named, n, True),
         round(1 / 1.3, 2),
     )
-    throughput("cast x 1M, then a call", 1_000_000 // scale, w.bare_gen_cast, w.otp_gen_cast, 0.5)
+    throughput("cast x 1M, then a call", 1_000_000 // scale, w.bare_gen_cast, w.otp_gen_cast, 0.7)
     n = 1_000_000 // scale
     versus(
         "  bounded mailbox, never full (vs unbounded)",
@@ -227,7 +255,7 @@ def main() -> int:
         repeats, lambda: w.run_bare(w.bare_fanout, rounds), lambda: w.run_otp(w.otp_fanout, rounds)
     )
     ratio = b / k
-    ok = ratio >= 0.5
+    ok = ratio >= 0.7
     missed += not ok
     casts = rounds * w.FANOUT_SERVERS
     row(
@@ -235,7 +263,7 @@ def main() -> int:
         f"{casts / b:,.0f}/s",
         f"{casts / k:,.0f}/s",
         f"{ratio:.2f}x",
-        ">= 0.5x",
+        ">= 0.7x",
         ok,
     )
     each = 1000 // scale
@@ -245,13 +273,15 @@ def main() -> int:
         lambda: w.run_otp(w.otp_call_latency, each),
     )
     for label, i in (("mean", 0), ("p50", 1), ("p99", 2)):
+        ok = None if label != "p99" else k[i] / b[i] <= 2.0
+        missed += ok is False
         row(
             f"call latency, 100 callers: {label}",
             f"{b[i] * 1e6:,.0f} us",
             f"{k[i] * 1e6:,.0f} us",
             f"{k[i] / b[i]:.2f}x",
-            "",
-            None,
+            "<= 2x" if label == "p99" else "",
+            ok,
         )
 
     print()
@@ -336,6 +366,7 @@ def main() -> int:
     elapsed, count = w.run_otp(w.otp_tree_shutdown, width)
     row(f"shut down a tree of {count:,} processes", "", f"{elapsed * 1000:,.0f} ms", "", "", None)
 
+    w.time.perf_counter = wall  # an upgrade's pauses are waits: the wall clock's
     missed += hot_code_upgrade(10_000 // scale, repeats)
 
     print("all targets met" if not missed else f"{missed} target(s) missed")

@@ -346,6 +346,44 @@ async def bare_gen_call(n: int) -> float:
     return elapsed
 
 
+async def bare_protocol_call(n: int) -> float:
+    """`bare_gen_call` with what OTP's call protocol adds, on bare tasks: the caller
+    monitors the server for the call's duration (an entry on each side, an int key), the
+    request carries `(caller, tag)`, the reply is a message `(tag, value)` sent only while
+    the monitor stands (an alias) and taken by the caller's receive by its tag, then the
+    monitor goes. No processes, timeouts or callbacks: the protocol's floor."""
+    server_box, client_box = BareMailbox(), BareMailbox()
+    watchers: dict[int, BareMailbox] = {}
+    monitors: dict[int, BareMailbox] = {}
+    ids = iter(range(1, n + 2))
+
+    async def server() -> None:
+        state = 0
+        while True:
+            _, (caller, tag), request = await server_box.receive()
+            if request is None:
+                return
+            if tag[1] in monitors:  # the alias stands: the caller still waits
+                caller.send((tag, state))
+
+    task = asyncio.get_running_loop().create_task(server())
+    start = time.perf_counter()
+    for _ in range(n):
+        ref = next(ids)
+        watchers[ref] = client_box
+        monitors[ref] = server_box
+        tag = ("alias", ref)
+        server_box.send(("$gen_call", (client_box, tag), "get"))
+        msg = await client_box.receive()
+        assert msg[0] is tag
+        del monitors[ref]
+        watchers.pop(ref)
+    elapsed = time.perf_counter() - start
+    server_box.send(("$gen_call", (client_box, ("alias", 0)), None))
+    await task
+    return elapsed
+
+
 async def otp_gen_call(n: int) -> float:
     return await _calls(n, None)
 
@@ -1150,3 +1188,35 @@ async def _idle_figures(
         tracemalloc.stop()
     del created
     return elapsed, traced, rss
+
+
+async def bare_gen_start_idle(n: int, trace: bool = False) -> tuple[float, float, float]:
+    """The floor of `otp_gen_start_idle`: a start with a handshake on bare tasks. Each
+    server is a task with a deque mailbox that acknowledges its start through a future (as
+    `init` returning does) and then waits in its receive; the starter awaits each
+    acknowledgement before it starts the next, as `GenServer.start` does."""
+    loop = asyncio.get_running_loop()
+
+    async def server(box: BareMailbox, started: asyncio.Future[None]) -> None:
+        started.set_result(None)
+        await box.receive()
+
+    async def start() -> tuple[BareMailbox, asyncio.Task[None]]:
+        box = BareMailbox()
+        started = loop.create_future()
+        task = loop.create_task(server(box, started))
+        await started
+        return box, task
+
+    servers: list[tuple[BareMailbox, asyncio.Task[None]]] = []
+
+    async def start_all() -> list[tuple[BareMailbox, asyncio.Task[None]]]:
+        for _ in range(n):
+            servers.append(await start())
+        return servers
+
+    figures = await _idle_figures(n, trace, start_all)
+    for box, _ in servers:
+        box.send("stop")
+    await asyncio.gather(*(task for _, task in servers))
+    return figures
