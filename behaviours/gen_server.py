@@ -692,13 +692,17 @@ async def _start(
     )
 
     def answer(m: Any) -> bool:
+        # (never raises: `m[0] ==` runs only for the answer itself, found by its tag)
         t = type(m)
-        return (t is tuple and len(m) == 3 and m[0] == ACK and m[1] is tag) or (
+        return (t is tuple and len(m) == 3 and m[1] is tag and m[0] == ACK) or (
             t is otp.Down and m.ref is ref
         )
 
     try:
-        msg = await otp.receive(answer, wait)
+        if wait is None and not me.mbox:  # (the common case) receive() without its coroutine
+            msg = await waiter(me, me.get_loop(), answer)
+        else:
+            msg = await otp.receive(answer, wait)
     except TimeoutError:
         otp.unlink(pid)
         otp.exit(pid, otp.KILL)
