@@ -60,6 +60,7 @@ class Process(asyncio.Task[None]):
         "parent",
         "pid",
         "regname",
+        "reported",
         "retval",
         "started",
         "timers",
@@ -100,6 +101,7 @@ class Process(asyncio.Task[None]):
     app: str | None
     retval: Any
     own_exc: BaseException | None
+    reported: bool  # its behaviour logged the crash it ends with (see reports.reported)
 
     def cancel(self, msg: Any | None = None) -> bool:
         # A cancelled task's waiter future is cancelled with it: no send may complete it.

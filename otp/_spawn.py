@@ -184,6 +184,7 @@ def _spawn(
     proc.behaviour = None
     proc.retval = None
     proc.own_exc = None
+    proc.reported = False
     if type(parent) is Process:
         proc.parent = parent.pid
         proc.app = parent.app

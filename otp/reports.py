@@ -14,7 +14,6 @@ import sys
 import threading
 import time
 import traceback
-import weakref
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
@@ -253,7 +252,6 @@ def _task_name() -> str | None:
 
 _DEBUG: Final = os.environ.get("OTP_DEBUG", "") not in ("", "0")
 _hidden: list[str] = [os.path.dirname(__file__) + os.sep]
-_reported: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def hide_frames(directory: str) -> None:
@@ -299,7 +297,7 @@ def reported(proc: Process) -> None:
     Args:
         proc: The process record.
     """
-    _reported.add(proc)
+    proc.reported = True
 
 
 def describe_entry(fn: Any) -> str:
@@ -320,8 +318,7 @@ def crash(proc: Process, reason: Any, exc: BaseException) -> None:
     """Log the crash report of `proc` at ERROR, with the traceback of `exc` (at DEBUG when
     its behaviour reported the crash already)."""
     level = logging.ERROR
-    if proc in _reported:
-        _reported.discard(proc)
+    if proc.reported:
         level = logging.DEBUG
     if not process_logger.isEnabledFor(level) or not wanted(process_logger, level):
         return  # (its watchers see it at the levels it is logged at only)
