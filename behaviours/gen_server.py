@@ -750,43 +750,70 @@ async def _await_down(ref: Ref) -> None:
 
 
 @_call.accept_traced_calls
-async def _server_main(*start: Any) -> None:
-    """The body of a GenServer process: register, init, acknowledge, then serve.
-    `start` is what `_init_server` takes."""
-    server = await _init_server(*start)
-    # This frame waits for the server's whole life: keep neither the init argument nor
-    # the start handshake alive that long.
-    del start
-    if server is not None:
-        await server.serve()
-
-
-async def _init_server(
+@_call.returns_awaitable
+def _server_main(
     cls: type[GenServer[Any]],
     arg: Any,
     name: str | None,
     starter: Pid,
     parent: Pid | None,
     tag: Ref,
-) -> _Server | None:
-    """Register, run `init` and answer the starter; the server to run, or None when it
-    chose not to start (a failure raises, ending the process)."""
+) -> Awaitable[None]:
+    """The body of a GenServer process: register, init, acknowledge, then serve.
+
+    Not an `async def`: the process calls it in its first step and awaits what it returns,
+    the loop's own coroutine after a plain `init`, so a waiting server is one coroutine
+    frame shallower. An async `init` is awaited in `_serve_after` first."""
     proc = current()
     proc.behaviour = cls
     if name is not None:
         holder = otp.whereis(name)
         if holder is not None:
             _answer(starter, tag, parent, ("already_started", holder))
-            return None
+            return _not_started()
         otp.register(name, proc.pid)
     callbacks = cls()
     try:
         result = callbacks.init(arg)
-        if "init" in cls._async:
-            result = await result
     except Exception as exc:
         _answer(starter, tag, parent, ("error", _reason_of(exc)))
         raise
+    start = (proc, cls, callbacks, name, starter, parent, tag)
+    if "init" in cls._async:
+        return _serve_after(result, start)
+    server = _init_server(result, *start)
+    return _not_started() if server is None else server.serve()
+
+
+async def _serve_after(pending: Awaitable[Any], start: tuple[Any, ...]) -> None:
+    """`_server_main` after an async `init`: await it, then answer and serve."""
+    try:
+        result = await pending
+    except Exception as exc:
+        _answer(start[4], start[6], start[5], ("error", _reason_of(exc)))
+        raise
+    server = _init_server(result, *start)
+    del start, result  # this frame waits for the server's whole life
+    if server is not None:
+        await server.serve()
+
+
+async def _not_started() -> None:
+    """What a server that did not start (IGNORE, a taken name) ends with: nothing to do."""
+
+
+def _init_server(
+    result: Any,
+    proc: Process,
+    cls: type[GenServer[Any]],
+    callbacks: GenServer[Any],
+    name: str | None,
+    starter: Pid,
+    parent: Pid | None,
+    tag: Ref,
+) -> _Server | None:
+    """Answer the starter by what `init` returned; the server to run, or None when it
+    chose not to start (a failure raises, ending the process)."""
     timeout: float | None = None
     continue_: Any = NO_CONTINUE
     rtype = type(result)

@@ -199,9 +199,20 @@ def _spawn(
     return proc
 
 
+AWAITABLE_ENTRIES: Final[set[Callable[..., Any]]] = {receive}
+
+
+def returns_awaitable(entry: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark `entry`, a plain function, as one a process may run: the new process calls it
+    and awaits what it returns (a behaviour's body that hands its loop's coroutine back is
+    one coroutine frame shallower while it waits). Returns `entry`."""
+    AWAITABLE_ENTRIES.add(entry)
+    return entry
+
+
 def check_async(fn: object, what: str) -> None:
     """Accept what calling gives a coroutine; reject the rest with the fix spelled out."""
-    if inspect.iscoroutinefunction(fn) or fn is receive:  # (receive returns an awaitable)
+    if inspect.iscoroutinefunction(fn) or fn in AWAITABLE_ENTRIES:
         return
     if callable(fn) and inspect.iscoroutinefunction(type(fn).__call__):
         return

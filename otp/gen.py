@@ -16,6 +16,9 @@ the public `otp` API. A behaviour of your own (a pool, a GenStage) is built the 
 - the node: `node()`, with `.init_pid` (the sender of the node's own signals) and
   `.report_watchers`;
 - signals: `kill(process, reason)`, an exit signal no process can trap;
+- bodies: `returns_awaitable(entry)` marks a plain function a process may run: it is called
+  in the process's first step and what it returns is awaited (a body that hands back its
+  loop's coroutine leaves no frame of its own under the loop: GenServer's does);
 - traces: `accept_traced_calls(entry)`, `server_span(process, context)` (below).
 
 A call is `("$gen_call", (caller, tag), request)` and its reply `(tag, value)`, as in
@@ -60,6 +63,7 @@ from ._node import get as node
 from ._process import Process as Process
 from ._process import current as current
 from ._signals import kill as kill
+from ._spawn import returns_awaitable as returns_awaitable
 
 __all__ = [
     "From",
@@ -76,6 +80,7 @@ __all__ = [
     "node",
     "receive_response",
     "reply",
+    "returns_awaitable",
     "send",
     "send_request",
     "server_span",
