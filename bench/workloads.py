@@ -118,52 +118,40 @@ def _rss() -> int:
 
 async def bare_spawn_idle(n: int, trace: bool = False) -> tuple[float, float, float]:
     loop = asyncio.get_running_loop()
+    boxes: list[BareMailbox] = []
+    tasks: list[asyncio.Task[None]] = []
 
     async def idle(box: BareMailbox) -> None:
         await box.receive()
 
-    gc.collect()
-    rss0 = _rss()
-    if trace:
-        tracemalloc.start()
-    mem0 = tracemalloc.get_traced_memory()[0]
-    start = time.perf_counter()
-    boxes = [BareMailbox() for _ in range(n)]
-    tasks = [loop.create_task(idle(box)) for box in boxes]
-    await asyncio.sleep(0)  # every task has run up to its receive
-    elapsed = time.perf_counter() - start
-    traced = (tracemalloc.get_traced_memory()[0] - mem0) / n
-    rss = (_rss() - rss0) / n
-    if trace:
-        tracemalloc.stop()
+    async def create() -> None:
+        boxes.extend(BareMailbox() for _ in range(n))
+        tasks.extend(loop.create_task(idle(box)) for box in boxes)
+        await asyncio.sleep(0)  # every task has run up to its receive
+
+    figures = await _idle_figures(n, trace, create)
     for box in boxes:
         box.send("stop")
     await asyncio.gather(*tasks)
-    return elapsed, traced, rss
+    return figures
 
 
 async def otp_spawn_idle(n: int, trace: bool = False) -> tuple[float, float, float]:
+    pids: list[otp.Pid] = []
+
     async def idle() -> None:
         await otp.receive()
 
-    gc.collect()
-    rss0 = _rss()
-    if trace:
-        tracemalloc.start()
-    mem0 = tracemalloc.get_traced_memory()[0]
-    start = time.perf_counter()
-    spawn = otp.spawn
-    pids = [spawn(idle) for _ in range(n)]
-    await asyncio.sleep(0)  # every process has run up to its receive
-    elapsed = time.perf_counter() - start
-    traced = (tracemalloc.get_traced_memory()[0] - mem0) / n
-    rss = (_rss() - rss0) / n
-    if trace:
-        tracemalloc.stop()
+    async def create() -> None:
+        spawn = otp.spawn
+        pids.extend(spawn(idle) for _ in range(n))
+        await asyncio.sleep(0)  # every process has run up to its receive
+
+    figures = await _idle_figures(n, trace, create)
     for pid in pids:
         otp.send(pid, "stop")
     await _until_alone()
-    return elapsed, traced, rss
+    return figures
 
 
 async def _until_alone() -> None:

@@ -15,21 +15,14 @@ from behaviours import GenServer, NoReply, Supervisor
 from behaviours.gen_server import ServerReport
 from otp.reports import wanted
 
+from .test_reports import Keep
+
 
 @pytest.fixture
 def alone() -> logging.Logger:
     """A logger of its own, with no parent (pytest attaches its own handlers to the root,
     and to any logger that does not propagate when a test starts)."""
     return logging.Logger("wanted_test")
-
-
-class Keep(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
 
 
 def test_a_logger_without_handlers_wants_its_reports(alone: logging.Logger) -> None:
