@@ -8,8 +8,9 @@ pointer is cleared when the process ends, which is what makes a pid "dead".
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, final
+
+import msgspec
 
 if TYPE_CHECKING:
     from ._process import Process
@@ -201,16 +202,17 @@ def _rebuilt_pid(node: str, id: int, serial: int, creation: int) -> Pid:
     return Pid(node, id, serial, creation)
 
 
-@dataclass(frozen=True, slots=True)
-class Exit:
-    """The message a process that traps exits receives for an exit signal."""
+class Exit(msgspec.Struct, frozen=True):
+    """The message a process that traps exits receives for an exit signal.
+
+    (Exit and Down are msgspec Structs, built in C: ~50 ns, against ~300-400 ns for a
+    frozen dataclass; every end of a linked or monitored process makes one.)"""
 
     pid: Pid
     reason: Any
 
 
-@dataclass(frozen=True, slots=True)
-class Down:
+class Down(msgspec.Struct, frozen=True):
     """The message a monitor delivers when its target ends (or never existed).
 
     `pid` is the monitored process; for a monitor set on a name that was not registered it
