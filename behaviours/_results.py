@@ -87,7 +87,7 @@ class Timeout:
 class Init(_Result, Generic[S], frozen=True):
     """`init`'s result when it needs more than the state: an idle timeout, or a continue.
 
-    Args:
+    Attributes:
         state: The initial state.
         timeout: Seconds of quiet before `handle_info(otp.TIMEOUT)`, or a `Timeout`
             (default None: none).
@@ -107,7 +107,7 @@ class Reply(_Result, Generic[S], frozen=True):
     `continue_`: `handle_continue(continue_, state)` runs before the next message;
     `hibernate` is accepted and has no effect.
 
-    Args:
+    Attributes:
         reply: The caller's answer.
         state: The new state.
         timeout: Seconds of quiet, or a `Timeout` (default None: none).
@@ -125,7 +125,7 @@ class Reply(_Result, Generic[S], frozen=True):
 class NoReply(_Result, Generic[S], frozen=True):
     """Go on with `state` (a call is answered later with `GenServer.reply`, or never).
 
-    Args:
+    Attributes:
         state: The new state.
         timeout: Seconds of quiet, or a `Timeout` (default None: none).
         continue_: A term for `handle_continue` (default: none).
@@ -142,7 +142,7 @@ class Stop(_Result, Generic[S], frozen=True):
     """Stop with `reason` after `terminate(reason, state)` (without `state`: the current
     one); if `reply` is given, the call is answered once terminate has run.
 
-    Args:
+    Attributes:
         reason: The exit reason.
         state: The state `terminate` gets (default: the current one).
         reply: The caller's answer, from `handle_call` (default: none).
