@@ -122,13 +122,13 @@ def receive(
     (those queued before a call's request went out), so a long mailbox does not slow a call
     down.
 
-    Args:
-        match: A predicate on a message (default None: take the first message).
-        timeout: Seconds to wait (default None: forever; 0 only looks at the queue).
-
     Not an `async def`: without `match` and `timeout` it returns the future the next message
     is handed to (or a message already queued), so a process blocked in it is one coroutine
     frame shallower; await what it returns, once.
+
+    Args:
+        match: A predicate on a message (default None: take the first message).
+        timeout: Seconds to wait (default None: forever; 0 only looks at the queue).
 
     Returns:
         An awaitable of the message taken out of the mailbox.
@@ -152,6 +152,7 @@ def receive(
 
 
 async def _taken(msg: Any) -> Any:
+    """A message receive() took from the queue, as the awaitable receive returns."""
     return msg
 
 
