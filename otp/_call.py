@@ -219,9 +219,7 @@ async def call(server: Any, payload: Any, timeout: float = 5.0, *, _kind: str = 
             try:
                 msg = await fut
             finally:
-                me.deadline = None
-                if me.waiter is fut:
-                    me.waiter = None
+                me.deadline = None  # (the waiter is cleared by whoever ended the wait)
             if msg is EXPIRED:  # what came meanwhile still beats the timeout
                 msg = await receive(match, 0, _after=queued)
     except BaseException as exc:  # a timeout, or the caller cancelled: leave nothing behind
