@@ -45,7 +45,7 @@ import otp
 from otp import IGNORE, NORMAL, Exit, ExitError, Pid, Ref, StartError, is_abnormal
 from otp import gen as _call
 from otp import sys as otp_sys
-from otp.gen import Process, current, deliver, send, waiter
+from otp.gen import Handoff, Process, current, deliver, send, waiter
 from otp.reports import emit, wanted
 
 from ._child_spec import ChildSpec
@@ -953,6 +953,7 @@ class _Server:
         receive = otp.receive
         h_call, a_call, h_cast, a_cast = self.h_call, self.a_call, self.h_cast, self.a_cast
         callbacks = self.callbacks
+        direct = None if a_call else self  # a plain handle_call may run in the caller's turn
         while True:
             if self.continue_ is not NO_CONTINUE:
                 await self.run_continue()
@@ -964,7 +965,7 @@ class _Server:
             elif proc.mbox:
                 msg = await receive()
             else:  # receive() without its coroutine: one frame fewer to resume through
-                msg = await waiter(proc, loop)
+                msg = await waiter(proc, loop, None, 0, direct)
             # Handle `msg`, then whatever is already queued, for as long as every result is a
             # plain Reply/NoReply (nothing that suspends, sets a timeout or a continue).
             while True:
@@ -1014,6 +1015,7 @@ class _Server:
                         h_call, a_call = self.h_call, self.a_call
                         h_cast, a_cast = self.h_cast, self.a_cast
                         callbacks = self.callbacks
+                        direct = None if a_call else self
                         break
                     elif size == 4 and msg[0] == CALL:  # the traced form (see otp.gen)
                         await self.traced_call(msg)
@@ -1024,6 +1026,9 @@ class _Server:
                 elif type(msg) is Exit and self.from_parent(msg):
                     self.last_message = msg
                     await self.stop_with(msg.reason, None)
+                elif type(msg) is Handoff:
+                    await self.finish_call(*msg.payload)
+                    break
                 else:
                     await self.run_info(msg)
                     break
@@ -1033,6 +1038,29 @@ class _Server:
                 if proc.exiting:  # an exit signal is pending: stop here
                     raise CancelledError
                 msg = mbox.popleft()
+
+    def call_directly(self, request: Any, from_: From) -> Any:
+        """`handle_call` in the caller's turn, as this server (see `otp.gen.DirectCalls`):
+        the reply of a plain `Reply`; anything else is handed to the loop to finish."""
+        try:
+            result = self.h_call(self.callbacks, request, from_, self.state)
+        except BaseException as exc:
+            return Handoff((request, from_, None, exc))
+        if type(result) is Reply and result.timeout is None and result.continue_ is NO_CONTINUE:
+            self.state = result.state
+            return result.reply
+        return Handoff((request, from_, result, None))
+
+    async def finish_call(
+        self, request: Any, from_: From, result: Any, exc: BaseException | None
+    ) -> None:
+        """Finish, in the server's turn, a call whose `handle_call` ran in the caller's."""
+        self.last_message = (CALL, from_, request)
+        if exc is not None:
+            if isinstance(exc, Exception):
+                await self.crash(exc)
+            raise exc
+        await self.apply(result, from_, "handle_call")
 
     async def traced_call(self, msg: tuple[Any, From, Any, Any]) -> None:
         """A call in the traced form: `handle_call` runs inside the server's span."""

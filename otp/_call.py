@@ -13,19 +13,22 @@ from __future__ import annotations
 
 import itertools
 import math
+import types
+from asyncio import Future
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any, Final
 
 from . import _node, _registry, _signals
-from ._mailbox import EXPIRED, arm, deliver, receive, waiter
-from ._process import Process, current, running_task
+from ._mailbox import EXPIRED, arm, deliver, receive, resume_wait, waiter
+from ._process import DirectCalls, Process, current, running_task, swap_running_task
 from ._values import NOCONNECTION, TIMEOUT, Down, Pid, Ref
 from .errors import CallError, CallTimeout
 
 __all__ = [
     "TRACED_ENTRIES",
     "From",
+    "Handoff",
     "RequestId",
     "RequestIdCollection",
     "abandon",
@@ -43,6 +46,7 @@ __all__ = [
 ]
 
 ALIAS: Final = "alias"
+CALL: Final = "$gen_call"
 _call_ids = itertools.count(1)  # the keys of calls' monitors
 NO_REPLY: Final = "no_reply"
 
@@ -155,7 +159,7 @@ def abandon(req: RequestId) -> None:
         me.mbox = deque(m for m in me.mbox if not match(m))
 
 
-async def call(server: Any, payload: Any, timeout: float = 5.0, *, _kind: str = "$gen_call") -> Any:
+async def call(server: Any, payload: Any, timeout: float = 5.0, *, _kind: str = CALL) -> Any:
     """Send `payload` and wait for the reply (this is `GenServer.call`; `_kind` is the
     protocol's tag, `"$gen_call"` or `otp.sys`'s `"system"`).
 
@@ -197,14 +201,30 @@ async def call(server: Any, payload: Any, timeout: float = 5.0, *, _kind: str = 
     seen = None if ops is None else ops.call_started(proc, _kind, wait)
     # The monitor for the call's duration is keyed by a plain int: it never leaves the
     # call, and an int is made and hashed in C (a Ref's are Python code, ~0.4 us a call).
-    ref = _signals.add_monitor(me, proc, next(_call_ids))
+    ref = next(_call_ids)
     tag = (ALIAS, ref)
     mbox = me.mbox
     queued = len(mbox) if mbox else 0  # none of these can be the answer
-    if seen is None:
-        deliver(proc, (_kind, (me.pid, tag), payload))
+    direct = proc.direct
+    if (  # the server waits idle in its loop: its callback runs now, as the server
+        direct is not None
+        and proc.waiter is not None
+        and _kind == CALL
+        and (seen is None or seen.untraced)
+        and not me.exiting
+    ):
+        answer = run_directly(me, proc, direct, payload, (me.pid, tag), ref, queued)
+        if answer is not _WAIT:
+            await _next_turn()  # the caller's turn ends, as it would waiting for the reply
+            if seen is not None:
+                seen.done()
+            return answer
     else:
-        deliver(proc, seen.request(_kind, (me.pid, tag), payload))
+        _signals.add_monitor(me, proc, ref)
+        if seen is None:
+            deliver(proc, (_kind, (me.pid, tag), payload))
+        else:
+            deliver(proc, seen.request(_kind, (me.pid, tag), payload))
 
     match = answers(tag, ref)
     try:
@@ -243,6 +263,79 @@ async def call(server: Any, payload: Any, timeout: float = 5.0, *, _kind: str = 
     if seen is not None:
         seen.done()
     return msg[1]
+
+
+class Handoff:
+    """What a behaviour's `call_directly` returns for a call its loop must finish in its own
+    turn (a callback that raised, or a result other than a plain reply): handed to the
+    server's waiting loop as its next message, before anything sent since."""
+
+    __slots__ = ("payload",)
+
+    def __init__(self, payload: Any) -> None:
+        self.payload = payload
+
+
+_WAIT: Final = Handoff(None)  # (`run_directly`: the caller waits for the reply)
+
+
+@types.coroutine
+def _next_turn() -> Generator[None, None, None]:
+    """End the caller's turn of the loop (`asyncio.sleep(0)` without its coroutine)."""
+    yield
+
+
+def run_directly(
+    me: Process,
+    proc: Process,
+    server: DirectCalls,
+    payload: Any,
+    from_: From,
+    ref: int,
+    queued: int,
+) -> Any:
+    """Run a call to `proc`, a server that waits idle in its loop, here in the caller's
+    turn: as `proc` (the running task, its contextvars), with its waiter held so what the
+    callback sends it queues behind the call. The reply; or `_WAIT`, with the call's
+    monitor set, when the reply is to be received (the server finishes the call in its
+    own turn, or the callback answered it with `reply` already).
+
+    A server takes the call as it would have in its next turn: nothing else reached it
+    since it began to wait, and a plain callback runs to its end without a turn of the
+    loop in between. It saves the server's turn, its waiter and the reply's message.
+    """
+    monitors = me.monitors
+    if monitors is None:
+        monitors = me.monitors = {}
+    monitors[ref] = proc.pid  # the alias stands: a `reply` from the callback reaches `me`
+    fut: Future[Any] = proc.waiter  # type: ignore[assignment]  # (checked by the caller)
+    proc.waiter = None
+    proc.msg_count += 1
+    loop = fut.get_loop()
+    swap_running_task(loop, proc)
+    try:
+        answer = proc.context.run(server.call_directly, payload, from_)
+    finally:
+        swap_running_task(loop, me)
+    mbox = me.mbox
+    if type(answer) is not Handoff and not (mbox and len(mbox) > queued):
+        del monitors[ref]
+        if not monitors:
+            me.monitors = None
+        if not fut.done():
+            resume_wait(proc, fut)
+        return answer
+    if proc.watchers is None:
+        proc.watchers = {}
+    proc.watchers[ref] = me.pid  # the rest of the call's monitor
+    if type(answer) is not Handoff:  # the callback replied already: this reply follows it
+        reply(from_, answer)
+        if not fut.done():
+            resume_wait(proc, fut)
+    elif not fut.done():
+        proc.handed = fut
+        fut.set_result(answer)
+    return _WAIT
 
 
 def accept_traced_calls(entry: Callable[..., Any]) -> Callable[..., Any]:

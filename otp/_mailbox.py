@@ -15,11 +15,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from . import _node, _overload, _registry
-from ._process import Process, running_task
+from ._process import DirectCalls, Process, running_task
 from ._values import Pid
 from .errors import NoProcessError
 
-__all__ = ["EXPIRED", "arm", "deliver", "receive", "send", "waiter"]
+__all__ = ["EXPIRED", "arm", "deliver", "receive", "resume_wait", "send", "waiter"]
 
 
 class _Signal:
@@ -225,11 +225,14 @@ def waiter(
     loop: AbstractEventLoop,
     match: Callable[[Any], object] | None = None,
     mark: int = 0,
+    direct: DirectCalls | None = None,
 ) -> Future[Any]:
     """The future `deliver` hands `proc`'s next message to (the first one `match` takes,
     `mark`: how many queued messages it rejected): `receive` without its coroutine, for the
     loops that await it directly (a call, a behaviour's loop with nothing queued). The wait
     ends with `EXPIRED` at an `arm`ed deadline; a process with an exit signal pending stops.
+    `direct`: the behaviour's idle loop, which a call may run directly while this waits
+    (see `_call.call`).
 
     Raises:
         CancelledError: An exit signal is pending.
@@ -246,7 +249,19 @@ def waiter(
     proc.handed = None
     proc.matcher = match
     proc.mark = mark
+    proc.direct = direct
     return fut
+
+
+def resume_wait(proc: Process, fut: Future[Any]) -> None:
+    """Give `proc` back its waiter `fut` (taken from it while a call ran directly, see
+    `_call.call`): hand it what was queued meanwhile, or let it wait again."""
+    mbox = proc.mbox
+    if mbox:
+        proc.handed = fut
+        fut.set_result(mbox.popleft())
+    else:
+        proc.waiter = fut
 
 
 def arm(proc: Process, loop: AbstractEventLoop, deadline: float) -> None:

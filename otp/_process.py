@@ -13,13 +13,14 @@ import asyncio
 import sys
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Final
+from contextvars import Context
+from typing import Any, Final, Protocol
 
 from . import _node
 from ._values import Pid, Ref
 from .errors import NoProcessError
 
-__all__ = ["Process", "current", "running_task", "self"]
+__all__ = ["DirectCalls", "Process", "current", "running_task", "self", "swap_running_task"]
 
 running_task: Callable[[asyncio.AbstractEventLoop], asyncio.Task[Any] | None]
 if sys.version_info >= (3, 12):
@@ -28,6 +29,32 @@ else:
     # 3.11's asyncio.current_task is Python and looks the loop up first (~270 ns); the
     # table it reads is a plain dict keyed by loop (~30 ns).
     running_task = asyncio.tasks._current_tasks.get  # type: ignore[attr-defined]
+
+
+swap_running_task: Callable[[asyncio.AbstractEventLoop, asyncio.Task[Any] | None], Any]
+if sys.version_info >= (3, 12):
+    swap_running_task = asyncio.tasks._swap_current_task  # type: ignore[attr-defined]
+else:
+    _current_tasks: Final[dict[Any, Any]] = asyncio.tasks._current_tasks  # type: ignore[attr-defined]
+
+    def swap_running_task(
+        loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any] | None
+    ) -> asyncio.Task[Any] | None:
+        """Make `task` the one `loop` runs (as asyncio's own eager start does); the one it
+        ran before."""
+        previous = _current_tasks.get(loop)
+        _current_tasks[loop] = task
+        return previous
+
+
+class DirectCalls(Protocol):
+    """A behaviour's loop that waits idle can take a call in the caller's turn (see
+    `_call.call`)."""
+
+    def call_directly(self, request: Any, from_: tuple[Pid, Any]) -> Any:
+        """Run the call's callback as the server would; its reply, or a `Handoff` for the
+        server's loop to finish the call in its own turn."""
+        ...
 
 
 _task_cancel: Final = asyncio.Task.cancel  # (called without super(): faster, on every kill)
@@ -39,7 +66,9 @@ class Process(asyncio.Task[None]):
     __slots__ = (
         "app",
         "behaviour",
+        "context",
         "deadline",
+        "direct",
         "dropped",
         "dropped_reported",
         "entry",
@@ -77,6 +106,8 @@ class Process(asyncio.Task[None]):
     matcher: Callable[[Any], object] | None
     mark: int
     deadline: float | None  # loop time the waiting receive times out at (None: never)
+    context: Context  # the contextvars its task runs in (a call run directly runs there too)
+    direct: DirectCalls | None  # its idle loop, while it waits for a call it can take directly
     wake: tuple[asyncio.Handle, float] | None  # the timer that checks `deadline`, its time
     links: set[Pid] | None
     monitors: dict[Ref | int, Pid] | None  # monitors this process holds: ref -> target

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 from asyncio import CancelledError
 from collections.abc import Awaitable, Callable
+from contextvars import copy_context
 from typing import Any, Final, Literal, overload
 
 from . import _node, _signals
@@ -156,7 +157,10 @@ def _spawn(
         check_async(fn, "spawn")
     loop = node.loop
     parent = running_task(loop)
-    proc = Process(_run(fn, args, kwargs or None), loop=loop)
+    context = copy_context()  # (asyncio makes it too; kept, for a call run directly)
+    proc = Process(_run(fn, args, kwargs or None), loop=loop, context=context)
+    proc.context = context
+    proc.direct = None
     pid = node.new_pid()
     pid._proc = proc
     proc.pid = pid

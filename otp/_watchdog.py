@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Final
 
+from ._call import run_directly
 from ._values import Pid
 
 if TYPE_CHECKING:
@@ -46,6 +47,8 @@ SAMPLE_INTERVAL: Final = 0.002  # seconds between two looks of the sampler at th
 SAMPLER_IDLE: Final = 60.0  # seconds: a sampler nobody asked for this long ends
 
 _logger = logging.getLogger("otp.watchdog")
+
+_DIRECT: Final = run_directly.__code__  # (see _call.call)
 
 # The modules whose frames are the runtime's, not the callback's.
 _RUNTIME: Final = ("otp", "behaviours", "asyncio", "uvloop", "concurrent", "threading")
@@ -203,12 +206,13 @@ class Watchdog:
             task = _current_tasks.get(self.loop)
         else:  # no table to read: the process whose outermost frame is on the stack
             task = _process_on(stack, self.node)
-        # Where the loop's own code hands over: the task's outermost frame, or else the
-        # first frame of asyncio (the runner) under which the loop runs its callbacks.
+        # Where the loop's own code hands over: the task's outermost frame (or, for a call
+        # run in its caller's turn, the frame that runs it), or else the first frame of
+        # asyncio (the runner) under which the loop runs its callbacks.
         start = None
         top = None if task is None else getattr(task.get_coro(), "cr_frame", None)
         for i, f in enumerate(stack):
-            if (f is top) if top is not None else _module(f) == "asyncio":
+            if (f is top or f.f_code is _DIRECT) if top is not None else _module(f) == "asyncio":
                 start = i
                 break
         callback = location = None
@@ -340,7 +344,11 @@ def sampler(node: Node) -> Sampler:
 
 
 def _process_on(stack: list[FrameType], node: Node) -> Any:
-    """The process running the coroutine whose frames are on `stack`, if one is."""
+    """The process running the coroutine whose frames are on `stack`, if one is (the
+    server, for a call run in its caller's turn)."""
+    for f in reversed(stack):
+        if f.f_code is _DIRECT:
+            return f.f_locals.get("proc")
     frames = {id(f) for f in stack}
     for proc in list(node.procs.values()):  # one C call: the loop cannot change it meanwhile
         frame = getattr(proc.get_coro(), "cr_frame", None)

@@ -44,6 +44,7 @@ exception that leaves the block:
 from __future__ import annotations
 
 from ._call import From as From
+from ._call import Handoff as Handoff
 from ._call import RequestId as RequestId
 from ._call import RequestIdCollection as RequestIdCollection
 from ._call import accept_traced_calls as accept_traced_calls
@@ -60,13 +61,16 @@ from ._mailbox import deliver as deliver
 from ._mailbox import send as send
 from ._mailbox import waiter as waiter
 from ._node import get as node
+from ._process import DirectCalls as DirectCalls
 from ._process import Process as Process
 from ._process import current as current
 from ._signals import kill as kill
 from ._spawn import returns_awaitable as returns_awaitable
 
 __all__ = [
+    "DirectCalls",
     "From",
+    "Handoff",
     "Process",
     "RequestId",
     "RequestIdCollection",

@@ -9,7 +9,7 @@ metrics only: one in `call_sample` is timed), time it (`TimedCall`), or trace it
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from .. import _node
 
@@ -80,6 +80,8 @@ class TimedCall:
     """A call timed for `otp.call.duration`, not traced (sent in the plain form)."""
 
     __slots__ = ("metrics", "proc", "started")
+
+    untraced: ClassVar[bool] = True  # a call run directly is timed the same (see _call.call)
 
     def __init__(self, metrics: Metrics, proc: Process, started: float) -> None:
         self.metrics = metrics

@@ -30,7 +30,7 @@ import asyncio
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -129,6 +129,8 @@ class ClientCall:
     send, then `done()` or `failed(error)`."""
 
     __slots__ = ("carried", "metrics", "proc", "span", "started")
+
+    untraced: ClassVar[bool] = False  # its server opens a span: never run directly
 
     def __init__(
         self,

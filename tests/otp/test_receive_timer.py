@@ -15,10 +15,13 @@ from otp import _process
 
 
 class Echo(GenServer[None]):
+    """Its calls wait for their reply: an async handle_call is never run in the caller's
+    turn (a plain one to an idle server is, and waits for nothing)."""
+
     def init(self, arg: None) -> None:
         return None
 
-    def handle_call(self, request: object, from_: object, state: None) -> Reply[None]:
+    async def handle_call(self, request: object, from_: object, state: None) -> Reply[None]:
         return Reply(request, state)
 
 
