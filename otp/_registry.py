@@ -8,6 +8,7 @@ name is freed when its process ends (see `_signals.terminate`). A `via` name,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import _node
@@ -151,10 +152,15 @@ def resolve(dest: Any) -> Process | None:
     raise _bad_dest(dest)
 
 
-def _via_whereis(name: tuple[str, Any, Any]) -> Pid | None:
-    from .registry import via_whereis
+_via_lookup: list[Callable[[tuple[str, Any, Any]], Pid | None]] = []  # otp.registry's
 
-    return via_whereis(name)
+
+def _via_whereis(name: tuple[str, Any, Any]) -> Pid | None:
+    if not _via_lookup:  # (imported here once: otp.registry imports this module)
+        from .registry import via_whereis
+
+        _via_lookup.append(via_whereis)
+    return _via_lookup[0](name)
 
 
 def locate(dest: Any, here: str) -> tuple[Process | None, str]:

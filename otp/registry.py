@@ -327,10 +327,6 @@ class Registry:
         )
 
 
-def _alive(entries: Any) -> list[tuple[Pid, Any]]:
-    return [(p, v) for p, v in entries if p._proc is not None]
-
-
 async def _serve(name: str) -> None:
     """The registry's process: it watches the registered processes and forgets the ended."""
     me = current()
@@ -357,10 +353,12 @@ def via_whereis(name: tuple[str, Any, Any]) -> Pid | None:
         table = _all().get(registry)
         if table is None or table.keys != "unique":
             return None
-        entries = _alive(table.by_key.get(key, ()))
-        return entries[0][0] if entries else None
-    pid: Pid | None = registry.whereis_name(key)
-    return pid
+        for pid, _ in table.by_key.get(key, ()):  # (a lookup per call by a via name)
+            if pid._proc is not None:
+                return pid
+        return None
+    found: Pid | None = registry.whereis_name(key)
+    return found
 
 
 def via_names(pid: Pid) -> list[tuple[str, str, Any]]:
