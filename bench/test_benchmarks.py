@@ -14,6 +14,8 @@ Workload = Callable[..., Coroutine[Any, Any, Any]]
 CASES = [
     ("send_receive", 100_000, w.bare_send_receive, w.otp_send_receive),
     ("round_trip", 20_000, w.bare_round_trip, w.otp_round_trip),
+    ("gen_call", 20_000, w.bare_gen_call, w.otp_gen_call),
+    ("gen_call_queued", 20_000, w.bare_gen_call, w.otp_gen_call_queued),
     ("spawn_idle", 20_000, w.bare_spawn_idle, w.otp_spawn_idle),
     ("spawn_exit", 20_000, w.bare_spawn_exit, w.otp_spawn_exit),
     ("exit_propagation", 10_000, w.bare_exit_propagation, w.otp_exit_propagation),

@@ -376,6 +376,27 @@ async def otp_gen_call(n: int) -> float:
     return await _calls(n, None)
 
 
+class AsyncCounterServer(CounterServer):
+    """`CounterServer` whose calls wait for the server's own turn: an `async def`
+    handle_call never runs in the caller's (a plain one to an idle server does)."""
+
+    async def handle_call(self, request: Any, from_: Any, state: int) -> Reply[int]:  # type: ignore[override]
+        return Reply(state, state)
+
+
+async def otp_gen_call_queued(n: int) -> float:
+    """`otp_gen_call` through the server's mailbox and turn: the request and reply messages."""
+    pid = await AsyncCounterServer.start_link(0)
+    call = GenServer.call
+    start = time.perf_counter()
+    for _ in range(n):
+        await call(pid, "get")
+    elapsed = time.perf_counter() - start
+    otp.unlink(pid)
+    await GenServer.stop(pid)
+    return elapsed
+
+
 async def otp_gen_call_named(n: int, via: bool = False) -> float:
     """`otp_gen_call` by a registered name, or with `via` by ("via", registry, key)."""
     if via:
