@@ -19,6 +19,12 @@ the public `otp` API. A behaviour of your own (a pool, a GenStage) is built the 
 - bodies: `returns_awaitable(entry)` marks a plain function a process may run: it is called
   in the process's first step and what it returns is awaited (a body that hands back its
   loop's coroutine leaves no frame of its own under the loop: GenServer's does);
+- calls run in the caller's turn: a loop that waits idle with
+  `await waiter(process, loop, None, 0, direct)`, where `direct` implements `DirectCalls`,
+  lets `call` run `direct.call_directly(request, from_)` at once, as the process (its task
+  current, in its contextvars, its waiter held so what the callback sends it queues
+  behind). That returns the reply, or a `Handoff` that the loop gets as its next message
+  and finishes in its own turn (GenServer's loop does this for a plain `handle_call`);
 - traces: `accept_traced_calls(entry)`, `server_span(process, context)` (below).
 
 A call is `("$gen_call", (caller, tag), request)` and its reply `(tag, value)`, as in
