@@ -315,6 +315,11 @@ def run_directly(
     swap_running_task(loop, proc)
     try:
         answer = proc.context.run(server.call_directly, payload, from_)
+    except BaseException:  # (the behaviour's own fault, not its callback's: it waits on)
+        monitors.pop(ref, None)
+        if not fut.done():
+            resume_wait(proc, fut)
+        raise
     finally:
         swap_running_task(loop, me)
     mbox = me.mbox

@@ -170,3 +170,22 @@ async def test_a_server_that_is_not_idle_takes_the_call_in_its_own_turn(node: ob
         await otp.gen.wait_response(req, 0.01)
     await otp.sys.resume(pid)
     assert await otp.gen.wait_response(req, 1.0) == "s"
+
+
+async def test_a_fault_of_the_behaviour_itself_leaves_the_server_waiting(
+    node: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from behaviours import gen_server
+
+    pid = await start("s")
+
+    def broken(self: Any, request: Any, from_: Any) -> Any:
+        raise RuntimeError("behaviour bug")
+
+    monkeypatch.setattr(gen_server._Server, "call_directly", broken)
+    with pytest.raises(RuntimeError, match="behaviour bug"):
+        await GenServer.call(pid, "state")
+    assert otp.self()._proc.monitors is None or not otp.self()._proc.monitors  # type: ignore[union-attr]
+    monkeypatch.undo()
+    assert waits_idle(pid)
+    assert await GenServer.call(pid, "state") == "s"
